@@ -1,0 +1,1 @@
+//! The local Smooch API server.
