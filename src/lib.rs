@@ -2,4 +2,91 @@
 //! as Kubernetes custom resources, and a local Smooch API emulator.
 
 pub mod emulator;
+pub mod metrics;
+pub mod reconcile;
+pub mod resources;
 pub mod smooch;
+pub mod telemetry;
+
+use smooch::SmoochError;
+
+/// Why a reconcile did not finish. Messages never hold a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+
+    #[error("{0}")]
+    Smooch(#[from] SmoochError),
+
+    /// Something this resource needs is not there yet (its SmoochApp is not
+    /// Ready, a referenced Secret is missing). Not a failure: the operator
+    /// watches for it and proceeds by itself.
+    #[error("{message}")]
+    Waiting {
+        reason: &'static str,
+        message: String,
+    },
+
+    /// A Secret of the wanted name exists and is not ours; never overwritten.
+    #[error("Secret {name} exists and is not owned by this resource; it is left untouched")]
+    SecretConflict { name: String },
+
+    /// The spec cannot be acted on (caught here when admission did not).
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Short, bounded label for metrics and condition reasons.
+    pub fn metric_label(&self) -> String {
+        match self {
+            Error::Kube(_) => "KubernetesError".into(),
+            Error::Smooch(e) => match e.status() {
+                Some(401) => "SmoochUnauthorized".into(),
+                Some(403) => "SmoochForbidden".into(),
+                Some(404) => "SmoochNotFound".into(),
+                Some(400) => "SmoochBadRequest".into(),
+                Some(409) => "SmoochConflict".into(),
+                Some(429) => "SmoochRateLimited".into(),
+                Some(s) if s >= 500 => "SmoochUnavailable".into(),
+                _ => "SmoochUnreachable".into(),
+            },
+            Error::Waiting { reason, .. } => (*reason).into(),
+            Error::SecretConflict { .. } => "SecretConflict".into(),
+            Error::InvalidSpec(_) => "InvalidSpec".into(),
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),
+                _ => "FinalizerError".into(),
+            },
+        }
+    }
+
+    /// The error inside a finalizer wrapper, or itself.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.root(),
+                _ => self,
+            },
+            _ => self,
+        }
+    }
+
+    /// Permanent errors will not go away by retrying soon: they are retried
+    /// slowly (a person must fix the spec, the credentials or the Secret).
+    pub fn is_permanent(&self) -> bool {
+        match self.root() {
+            Error::Smooch(e) => !e.is_transient(),
+            Error::SecretConflict { .. } | Error::InvalidSpec(_) => true,
+            _ => false,
+        }
+    }
+}

@@ -1,1 +1,191 @@
-fn main() {}
+//! The operator binary: telemetry, the health/metrics server, and the controllers.
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use clap::Parser;
+use smooch_operator::metrics::Metrics;
+use smooch_operator::reconcile::controllers::{self, Readiness, Scope};
+use smooch_operator::reconcile::key::parse_duration;
+use smooch_operator::reconcile::{Context, Settings};
+use smooch_operator::smooch::{CallObserver, Transport, TransportConfig};
+use smooch_operator::telemetry;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Kubernetes operator for Smooch apps, keys, integrations and webhooks.
+///
+/// Connects to the cluster from the in-cluster service account or the
+/// current kubeconfig (KUBECONFIG).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Base URL of the Smooch API.
+    #[arg(long, env = "SMOOCH_URL", default_value = "https://api.smooch.io")]
+    smooch_url: String,
+    /// API version path prefix: v1 or v1.1.
+    #[arg(long, env = "SMOOCH_API_VERSION", default_value = "v1", value_parser = ["v1", "v1.1"])]
+    smooch_api_version: String,
+    /// Namespace the operator runs in (holds the default credentials Secret).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "smooch-operator")]
+    operator_namespace: String,
+    /// Default app-maker credentials: a Secret in the operator's namespace
+    /// with `keyId` and `secret` (or `token`).
+    #[arg(
+        long,
+        env = "SMOOCH_DEFAULT_CREDENTIALS_SECRET",
+        default_value = "smooch-credentials"
+    )]
+    default_credentials_secret: String,
+    /// Namespaces to watch, comma separated; empty watches all.
+    #[arg(
+        long,
+        env = "WATCH_NAMESPACES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    watch_namespaces: Vec<String>,
+    /// How often each resource is checked against Smooch (Go duration).
+    #[arg(long, env = "RESYNC_PERIOD", default_value = "10m", value_parser = duration)]
+    resync_period: Duration,
+    /// Reconciles running at once, per kind.
+    #[arg(long, env = "RECONCILE_CONCURRENCY", default_value_t = 8)]
+    reconcile_concurrency: u16,
+    /// Smooch calls in flight at once, operator-wide.
+    #[arg(long, env = "SMOOCH_CONCURRENCY", default_value_t = 16)]
+    smooch_concurrency: usize,
+    /// Smooch calls started per second, operator-wide; 0 for no limit.
+    #[arg(long, env = "SMOOCH_RATE_LIMIT", default_value_t = 0)]
+    smooch_rate_limit: u32,
+    /// Timeout of one Smooch call (Go duration).
+    #[arg(long, env = "SMOOCH_TIMEOUT", default_value = "15s", value_parser = duration)]
+    smooch_timeout: Duration,
+    /// Retries of a transient Smooch failure within one reconcile.
+    #[arg(long, env = "SMOOCH_MAX_RETRIES", default_value_t = 4)]
+    smooch_max_retries: usize,
+    /// Retry after a permanent error (bad credentials, 4xx) (Go duration).
+    #[arg(long, env = "PERMANENT_ERROR_RETRY", default_value = "5m", value_parser = duration)]
+    permanent_error_retry: Duration,
+    /// Address of the health (/healthz, /readyz) and metrics (/metrics) server.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Log level (or a RUST_LOG filter), e.g. info, debug.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "LOG_JSON", default_value_t = false)]
+    log_json: bool,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text).ok_or_else(|| format!("{text:?} is not a duration like 30s, 10m or 1h"))
+}
+
+#[derive(Clone)]
+struct Http {
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+}
+
+async fn serve_metrics(State(http): State<Http>) -> ([(&'static str, &'static str); 1], String) {
+    (
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        http.metrics.render(),
+    )
+}
+
+async fn ready(State(http): State<Http>) -> StatusCode {
+    if http.readiness.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init(&cli.log_level, cli.log_json);
+
+    let metrics = Arc::new(Metrics::default());
+    let transport = Transport::new(
+        TransportConfig {
+            base_url: cli.smooch_url.clone(),
+            api_version: cli.smooch_api_version.clone(),
+            request_timeout: cli.smooch_timeout,
+            max_retries: cli.smooch_max_retries,
+            max_concurrency: cli.smooch_concurrency,
+            rate_limit_per_second: NonZeroU32::new(cli.smooch_rate_limit),
+            ..Default::default()
+        },
+        Some(metrics.clone() as Arc<dyn CallObserver>),
+    )
+    .context("Smooch client configuration")?;
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
+
+    let settings = Settings {
+        operator_namespace: cli.operator_namespace.clone(),
+        default_credentials_secret: cli.default_credentials_secret.clone(),
+        resync_period: cli.resync_period,
+        permanent_error_retry: cli.permanent_error_retry,
+        ..Default::default()
+    };
+    let ctx = Arc::new(Context::new(client, transport, settings, metrics.clone()));
+    let readiness = Arc::new(Readiness::default());
+
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(serve_metrics))
+        .with_state(Http {
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+        });
+    let listener = tokio::net::TcpListener::bind(cli.metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", cli.metrics_addr))?;
+    tracing::info!(addr = %cli.metrics_addr, smooch = %cli.smooch_url, "smooch-operator starting");
+
+    let shutdown = shutdown_signal().shared();
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone());
+    let scopes: Vec<Scope> = {
+        let named: Vec<Scope> = cli
+            .watch_namespaces
+            .iter()
+            .filter(|n| !n.is_empty())
+            .map(|n| Scope::Namespace(n.clone()))
+            .collect();
+        if named.is_empty() {
+            vec![Scope::All]
+        } else {
+            named
+        }
+    };
+    let controllers = controllers::run(ctx, scopes, cli.reconcile_concurrency, readiness, shutdown);
+    let (served, ()) = tokio::join!(server, controllers);
+    served.context("health/metrics server")?;
+    tracing::info!("smooch-operator stopped");
+    Ok(())
+}
+
+use futures::FutureExt;
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight reconciles");
+}

@@ -1,0 +1,286 @@
+//! SmoochApp adapter: a Smooch app, tagged in its metadata with the
+//! resource's uid so a crash between create and status cannot duplicate it.
+
+use super::credentials::{self, client_for};
+use super::status::{READY, is_true};
+use super::{Context, Managed, Observation, Origin};
+use crate::resources::{CommonStatus, DeletionPolicy, SecretTemplate, SmoochApp};
+use crate::smooch::SmoochClient;
+use crate::smooch::models::{App, AppParams, AppSettings, Metadata};
+use crate::{Error, Result};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// Metadata key the operator tags its apps with (the resource's uid).
+pub const UID_TAG: &str = "smoochOperatorUid";
+
+impl SmoochApp {
+    fn desired_params(&self) -> AppParams {
+        let mut metadata: Metadata = self
+            .spec
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        metadata.insert(
+            UID_TAG.into(),
+            Value::String(self.uid().unwrap_or_default()),
+        );
+        AppParams {
+            name: Some(self.spec.name.clone()),
+            settings: self.spec.settings.as_ref().map(|s| AppSettings {
+                mask_credit_card_numbers: s.mask_credit_card_numbers,
+                use_animal_names: s.use_animal_names,
+                conversation_retention_seconds: s.conversation_retention_seconds,
+                echo_postback: s.echo_postback,
+                ignore_auto_conversation_start: s.ignore_auto_conversation_start,
+            }),
+            metadata: Some(metadata),
+        }
+    }
+}
+
+/// Why `app` differs from `want`: settings the spec leaves unset are
+/// Smooch's to choose and are not compared.
+fn app_drift(want: &AppParams, app: &App) -> Option<String> {
+    let mut why = Vec::new();
+    if want.name.as_deref() != Some(app.name.as_str()) {
+        why.push("name");
+    }
+    if let Some(ws) = &want.settings {
+        let have = app.settings.clone().unwrap_or_default();
+        let differs = |w: Option<Value>, h: Option<Value>| w.is_some() && w != h;
+        let ws = serde_json::to_value(ws).unwrap_or_default();
+        let hs = serde_json::to_value(&have).unwrap_or_default();
+        if let (Value::Object(w), Value::Object(h)) = (ws, hs)
+            && w.iter()
+                .any(|(k, v)| differs(Some(v.clone()), h.get(k).cloned()))
+        {
+            why.push("settings");
+        }
+    }
+    if want.metadata.as_ref() != Some(&app.metadata.clone().unwrap_or_default()) {
+        why.push("metadata");
+    }
+    (!why.is_empty()).then(|| format!("{} changed", why.join(", ")))
+}
+
+impl Managed for SmoochApp {
+    type Connection = SmoochClient;
+    type External = App;
+    const KIND: &'static str = "SmoochApp";
+    const SECRET_SUFFIX: Option<&'static str> = Some("app");
+
+    fn common_status(&self) -> Option<&CommonStatus> {
+        self.status.as_ref().map(|s| &s.common)
+    }
+    fn recorded_id(&self) -> Option<String> {
+        self.status.as_ref()?.app_id.clone()
+    }
+    fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy
+    }
+    fn secret_template(&self) -> Option<&SecretTemplate> {
+        self.spec.secret_template.as_ref()
+    }
+    fn status_json(&self) -> Value {
+        serde_json::to_value(&self.status).unwrap_or(Value::Null)
+    }
+
+    async fn connect(&self, ctx: &Context) -> Result<SmoochClient> {
+        client_for(self, ctx).await
+    }
+
+    async fn connect_for_cleanup(&self, ctx: &Context) -> Result<Option<SmoochClient>> {
+        client_for(self, ctx).await.map(Some)
+    }
+
+    async fn observe(&self, client: &SmoochClient, id: &str) -> Result<Option<App>> {
+        match client.get_app(id).await {
+            Ok(app) => Ok(Some(app)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn find_created(&self, client: &SmoochClient) -> Result<Option<App>> {
+        let uid = self.uid().unwrap_or_default();
+        let apps = client.list_all_apps().await?;
+        Ok(apps.into_iter().find(|a| {
+            a.metadata
+                .as_ref()
+                .and_then(|m| m.get(UID_TAG))
+                .and_then(Value::as_str)
+                == Some(uid.as_str())
+        }))
+    }
+
+    async fn create(&self, client: &SmoochClient) -> Result<App> {
+        Ok(client.create_app(&self.desired_params()).await?)
+    }
+
+    fn drift(&self, _: &SmoochClient, app: &App) -> Option<String> {
+        app_drift(&self.desired_params(), app)
+    }
+
+    async fn update(&self, client: &SmoochClient, app: App) -> Result<App> {
+        Ok(client.update_app(&app.id, &self.desired_params()).await?)
+    }
+
+    async fn delete(&self, client: &SmoochClient, id: &str) -> Result<()> {
+        Ok(client.delete_app(id).await?)
+    }
+
+    async fn finish(
+        &self,
+        _: &SmoochClient,
+        app: &App,
+        _: Origin,
+        _: Option<&Secret>,
+    ) -> Result<Observation> {
+        let mut status_fields = Map::new();
+        status_fields.insert("appId".into(), json!(app.id));
+        Ok(Observation {
+            external_id: app.id.clone(),
+            status_fields,
+            secret_data: Some(BTreeMap::from([
+                ("appId".to_string(), app.id.as_str().into()),
+                ("appToken".to_string(), app.app_token.clone()),
+            ])),
+            requeue_after: None,
+        })
+    }
+}
+
+/// A dependent's way to Smooch: its app's id and credentials.
+pub struct AppConnection {
+    pub client: SmoochClient,
+    pub app_id: String,
+}
+
+/// Resolves the SmoochApp a dependent names; waits until it is Ready.
+pub async fn connect_dependent(
+    namespace: &str,
+    app_name: &str,
+    ctx: &Context,
+) -> Result<AppConnection> {
+    let apps: Api<SmoochApp> = Api::namespaced(ctx.client.clone(), namespace);
+    let app = apps
+        .get_opt(app_name)
+        .await?
+        .ok_or_else(|| Error::Waiting {
+            reason: "AppNotFound",
+            message: format!("SmoochApp {app_name} does not exist in namespace {namespace}"),
+        })?;
+    let ready = app
+        .status
+        .as_ref()
+        .is_some_and(|s| is_true(&s.common.conditions, READY));
+    let app_id = app.status.as_ref().and_then(|s| s.app_id.clone());
+    match app_id {
+        Some(app_id) if ready && app.metadata.deletion_timestamp.is_none() => Ok(AppConnection {
+            client: client_for(&app, ctx).await?,
+            app_id,
+        }),
+        _ => Err(Error::Waiting {
+            reason: "AppNotReady",
+            message: format!("SmoochApp {app_name} is not Ready yet"),
+        }),
+    }
+}
+
+/// For a dependent's cleanup: `None` when its app is being deleted together
+/// with its Smooch app (Smooch deletes the children with it).
+pub async fn connect_dependent_for_cleanup(
+    namespace: &str,
+    app_name: &str,
+    recorded_app_id: Option<String>,
+    ctx: &Context,
+) -> Result<Option<AppConnection>> {
+    let apps: Api<SmoochApp> = Api::namespaced(ctx.client.clone(), namespace);
+    let app = apps.get_opt(app_name).await?;
+    let cascades = app.as_ref().is_some_and(|a| {
+        a.metadata.deletion_timestamp.is_some() && a.spec.deletion_policy == DeletionPolicy::Delete
+    });
+    let Some(app_id) = recorded_app_id.or_else(|| app.as_ref()?.status.as_ref()?.app_id.clone())
+    else {
+        return Ok(None);
+    };
+    if cascades {
+        return Ok(None);
+    }
+    // Without its SmoochApp, the operator's default credentials are the
+    // only ones it may use.
+    let client = match &app {
+        Some(app) => client_for(app, ctx).await?,
+        None => credentials::default_client(ctx).await?,
+    };
+    Ok(Some(AppConnection { client, app_id }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::SmoochAppSpec;
+    use crate::resources::app::AppSettingsSpec;
+
+    fn resource() -> SmoochApp {
+        let mut app = SmoochApp::new(
+            "demo",
+            SmoochAppSpec {
+                name: "Demo".into(),
+                settings: Some(AppSettingsSpec {
+                    use_animal_names: Some(true),
+                    ..Default::default()
+                }),
+                metadata: [("team".to_string(), "support".to_string())].into(),
+                deletion_policy: DeletionPolicy::Orphan,
+                credentials_secret_ref: None,
+                secret_template: None,
+            },
+        );
+        app.metadata.uid = Some("uid-1".into());
+        app
+    }
+
+    fn external(want: &AppParams) -> App {
+        App {
+            id: "0123456789abcdef01234567".into(),
+            app_token: "t".into(),
+            name: want.name.clone().unwrap(),
+            settings: Some(AppSettings {
+                use_animal_names: Some(true),
+                mask_credit_card_numbers: Some(true),
+                ..Default::default()
+            }),
+            metadata: want.metadata.clone(),
+        }
+    }
+
+    #[test]
+    fn desired_metadata_carries_the_uid_tag() {
+        let p = resource().desired_params();
+        assert_eq!(p.metadata.unwrap()[UID_TAG], "uid-1");
+    }
+
+    #[test]
+    fn no_drift_when_smooch_matches_and_adds_defaults() {
+        let want = resource().desired_params();
+        assert_eq!(app_drift(&want, &external(&want)), None);
+    }
+
+    #[test]
+    fn drift_names_what_changed() {
+        let want = resource().desired_params();
+        let mut app = external(&want);
+        app.name = "Renamed outside".into();
+        app.settings.as_mut().unwrap().use_animal_names = Some(false);
+        app.metadata.as_mut().unwrap().remove("team");
+        assert_eq!(
+            app_drift(&want, &app).as_deref(),
+            Some("name, settings, metadata changed")
+        );
+    }
+}

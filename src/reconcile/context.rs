@@ -1,0 +1,105 @@
+use crate::metrics::Metrics;
+use crate::smooch::Transport;
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Operator-wide settings the reconcilers need.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Namespace of the operator (where the default credentials Secret lives).
+    pub operator_namespace: String,
+    /// Name of the default app-maker credentials Secret in that namespace.
+    pub default_credentials_secret: String,
+    /// How often every resource is checked against Smooch (drift repair).
+    pub resync_period: Duration,
+    /// Fallback retry while waiting for a dependency (watches usually win).
+    pub dependency_retry: Duration,
+    /// Retry after a permanent Smooch error (400/401/403/404).
+    pub permanent_error_retry: Duration,
+    pub min_error_backoff: Duration,
+    pub max_error_backoff: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            operator_namespace: "smooch-operator".into(),
+            default_credentials_secret: "smooch-credentials".into(),
+            resync_period: Duration::from_secs(600),
+            dependency_retry: Duration::from_secs(60),
+            permanent_error_retry: Duration::from_secs(300),
+            min_error_backoff: Duration::from_secs(1),
+            max_error_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What every reconcile is handed.
+pub struct Context {
+    pub client: kube::Client,
+    pub smooch: Arc<Transport>,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    recorder: Recorder,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: kube::Client,
+        smooch: Arc<Transport>,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: "smooch-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            smooch,
+            settings,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Publishes an event about `obj`. Events are best effort: a failure
+    /// to publish is logged, never fails the reconcile.
+    pub async fn publish<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note.into()),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::debug!(error = %e, reason, "could not publish event");
+        } else {
+            self.metrics.kube_write(K::kind(&()).as_ref(), "event");
+        }
+    }
+
+    /// Counts a transient failure of one object; returns how many in a row.
+    pub fn count_failure(&self, uid: &str) -> u32 {
+        let mut failures = self.failures.lock().expect("not poisoned");
+        let n = failures.entry(uid.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n - 1
+    }
+
+    pub fn forget_failures(&self, uid: &str) {
+        self.failures.lock().expect("not poisoned").remove(uid);
+    }
+}

@@ -1,0 +1,264 @@
+//! Wires one kube-runtime Controller per kind: what each watches and which
+//! resources a change of a Secret or a SmoochApp wakes up.
+
+use super::credentials;
+use super::{Context, Managed, error_policy, reconcile};
+use crate::resources::{
+    MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_KIND_LABEL, SmoochApp, SmoochIntegration, SmoochKey,
+    SmoochWebhook,
+};
+use futures::{FutureExt, StreamExt, future};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Config as ControllerConfig;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Which namespaces to watch.
+#[derive(Clone, Debug)]
+pub enum Scope {
+    All,
+    Namespace(String),
+}
+
+impl Scope {
+    fn api<K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>>(
+        &self,
+        client: &kube::Client,
+    ) -> Api<K> {
+        match self {
+            Scope::All => Api::all(client.clone()),
+            Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+        }
+    }
+}
+
+/// Counts caches that have finished their first list; readiness waits for all.
+#[derive(Default)]
+pub struct Readiness {
+    pending: AtomicUsize,
+    total: AtomicUsize,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.total.load(Ordering::SeqCst) > 0 && self.pending.load(Ordering::SeqCst) == 0
+    }
+    fn register(&self) {
+        self.total.fetch_add(1, Ordering::SeqCst);
+        self.pending.fetch_add(1, Ordering::SeqCst);
+    }
+    fn synced(&self) {
+        self.pending.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Changes that need a reconcile: spec (generation), annotations (pause,
+/// adopt), finalizers and deletion. Status-only updates (our own writes)
+/// do not, so a reconcile never wakes itself up.
+fn reconcile_worthy<K: Resource>(obj: &K) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    obj.meta().generation.hash(&mut h);
+    obj.annotations().hash(&mut h);
+    obj.finalizers().hash(&mut h);
+    obj.meta().deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
+}
+
+fn owned_secrets(
+    scope: &Scope,
+    ctx: &Context,
+    kind: &str,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
+{
+    let api: Api<PartialObjectMeta<Secret>> = scope.api(&ctx.client);
+    let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{OWNER_KIND_LABEL}={kind}");
+    watcher(api, watcher::Config::default().labels(&selector))
+        .default_backoff()
+        .touched_objects()
+}
+
+fn all_secrets(
+    scope: &Scope,
+    ctx: &Context,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
+{
+    watcher(
+        scope.api::<PartialObjectMeta<Secret>>(&ctx.client),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects()
+}
+
+fn apps(
+    scope: &Scope,
+    ctx: &Context,
+) -> impl futures::Stream<Item = Result<SmoochApp, watcher::Error>> + Send + 'static {
+    watcher(
+        scope.api::<SmoochApp>(&ctx.client),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects()
+}
+
+/// The primary stream of a kind, cached in a store, filtered to changes that matter.
+fn primary<K: Managed>(
+    scope: &Scope,
+    ctx: &Context,
+    readiness: Arc<Readiness>,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+) {
+    let (reader, writer) = reflector::store();
+    readiness.register();
+    let waiter = reader.clone();
+    tokio::spawn(async move {
+        if waiter.wait_until_ready().await.is_ok() {
+            readiness.synced();
+        }
+    });
+    let stream = watcher(scope.api::<K>(&ctx.client), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(reconcile_worthy::<K>, Default::default());
+    (reader, stream)
+}
+
+/// Dependents (in `store`) of the SmoochApp `app`.
+fn dependents_of<K: Resource<DynamicType = ()> + Clone>(
+    store: &Store<K>,
+    app: &SmoochApp,
+    app_name_of: fn(&K) -> &str,
+) -> Vec<ObjectRef<K>> {
+    let ns = app.namespace();
+    store
+        .state()
+        .iter()
+        .filter(|d| d.namespace() == ns && app_name_of(d) == app.name_any())
+        .map(|d| ObjectRef::from_obj(d.as_ref()))
+        .collect()
+}
+
+/// Runs every controller until shutdown.
+pub async fn run(
+    ctx: Arc<Context>,
+    scopes: Vec<Scope>,
+    concurrency: u16,
+    readiness: Arc<Readiness>,
+    shutdown: impl future::Future<Output = ()> + Send + Sync + Clone + 'static,
+) {
+    let config = ControllerConfig::default().concurrency(concurrency);
+    let mut runs = Vec::new();
+    for scope in scopes {
+        // SmoochApp: owns its Secret; wakes on its credentials Secret.
+        let (reader, stream) = primary::<SmoochApp>(&scope, &ctx, readiness.clone());
+        let store = reader.clone();
+        let cred_ctx = ctx.clone();
+        runs.push(
+            Controller::for_stream(stream, reader)
+                .owns_stream(owned_secrets(&scope, &ctx, "SmoochApp"))
+                .watches_stream(all_secrets(&scope, &ctx), move |secret| {
+                    let key = (secret.namespace().unwrap_or_default(), secret.name_any());
+                    store
+                        .state()
+                        .iter()
+                        .filter(|a| credentials::source_of(a, &cred_ctx) == key)
+                        .map(|a| ObjectRef::from_obj(a.as_ref()))
+                        .collect::<Vec<_>>()
+                })
+                .with_config(config.clone())
+                .graceful_shutdown_on(shutdown.clone())
+                .run(
+                    reconcile::<SmoochApp>,
+                    error_policy::<SmoochApp>,
+                    ctx.clone(),
+                )
+                .for_each(|_| future::ready(()))
+                .boxed(),
+        );
+
+        // SmoochKey: owns its Secret; waits for its app.
+        let (reader, stream) = primary::<SmoochKey>(&scope, &ctx, readiness.clone());
+        let store = reader.clone();
+        runs.push(
+            Controller::for_stream(stream, reader)
+                .owns_stream(owned_secrets(&scope, &ctx, "SmoochKey"))
+                .watches_stream(apps(&scope, &ctx), move |app| {
+                    dependents_of(&store, &app, |k: &SmoochKey| &k.spec.app_ref.name)
+                })
+                .with_config(config.clone())
+                .graceful_shutdown_on(shutdown.clone())
+                .run(
+                    reconcile::<SmoochKey>,
+                    error_policy::<SmoochKey>,
+                    ctx.clone(),
+                )
+                .for_each(|_| future::ready(()))
+                .boxed(),
+        );
+
+        // SmoochIntegration: waits for its app; re-provisions when a credential Secret changes.
+        let (reader, stream) = primary::<SmoochIntegration>(&scope, &ctx, readiness.clone());
+        let app_store = reader.clone();
+        let secret_store = reader.clone();
+        runs.push(
+            Controller::for_stream(stream, reader)
+                .watches_stream(apps(&scope, &ctx), move |app| {
+                    dependents_of(&app_store, &app, |i: &SmoochIntegration| {
+                        &i.spec.app_ref.name
+                    })
+                })
+                .watches_stream(all_secrets(&scope, &ctx), move |secret| {
+                    let (ns, name) = (secret.namespace(), secret.name_any());
+                    secret_store
+                        .state()
+                        .iter()
+                        .filter(|i| {
+                            i.namespace() == ns && i.secret_refs().iter().any(|r| r.name == name)
+                        })
+                        .map(|i| ObjectRef::from_obj(i.as_ref()))
+                        .collect::<Vec<_>>()
+                })
+                .with_config(config.clone())
+                .graceful_shutdown_on(shutdown.clone())
+                .run(
+                    reconcile::<SmoochIntegration>,
+                    error_policy::<SmoochIntegration>,
+                    ctx.clone(),
+                )
+                .for_each(|_| future::ready(()))
+                .boxed(),
+        );
+
+        // SmoochWebhook: owns its Secret; waits for its app.
+        let (reader, stream) = primary::<SmoochWebhook>(&scope, &ctx, readiness.clone());
+        let store = reader.clone();
+        runs.push(
+            Controller::for_stream(stream, reader)
+                .owns_stream(owned_secrets(&scope, &ctx, "SmoochWebhook"))
+                .watches_stream(apps(&scope, &ctx), move |app| {
+                    dependents_of(&store, &app, |w: &SmoochWebhook| &w.spec.app_ref.name)
+                })
+                .with_config(config.clone())
+                .graceful_shutdown_on(shutdown.clone())
+                .run(
+                    reconcile::<SmoochWebhook>,
+                    error_policy::<SmoochWebhook>,
+                    ctx.clone(),
+                )
+                .for_each(|_| future::ready(()))
+                .boxed(),
+        );
+    }
+    future::join_all(runs).await;
+}

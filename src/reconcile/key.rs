@@ -1,0 +1,373 @@
+//! SmoochKey adapter: a secret key, named `<name>.<resource uid>` in Smooch
+//! so that the operator can find it again, with optional rotation.
+
+use super::app::{AppConnection, connect_dependent, connect_dependent_for_cleanup};
+use super::secrets::value_of;
+use super::{Context, Managed, Observation, Origin};
+use crate::resources::{CommonStatus, DeletionPolicy, SecretTemplate, SmoochKey};
+use crate::smooch::Sensitive;
+use crate::smooch::jwt;
+use crate::smooch::models::SecretKey;
+use crate::{Error, Result};
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The key in use, and the one it replaced while the overlap lasts.
+pub struct KeyState {
+    pub key: SecretKey,
+    pub created_at: Timestamp,
+    pub previous: Option<(String, Timestamp)>,
+}
+
+/// Parses a Go-style duration (`720h`, `1h30m`, `90s`, `500ms`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let value: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(1),
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return None,
+        };
+        total = total.checked_add(unit.checked_mul(u32::try_from(value).ok()?)?)?;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
+
+impl SmoochKey {
+    fn smooch_name(&self) -> String {
+        let base = self.spec.name.clone().unwrap_or_else(|| self.name_any());
+        format!("{base}.{}", self.uid().unwrap_or_default())
+    }
+
+    /// (every, overlap) when rotation is configured.
+    fn rotation(&self) -> Result<Option<(Duration, Duration)>> {
+        let Some(r) = &self.spec.rotation else {
+            return Ok(None);
+        };
+        let every = parse_duration(&r.every)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                Error::InvalidSpec(format!(
+                    "spec.rotation.every {:?} is not a duration",
+                    r.every
+                ))
+            })?;
+        let overlap = parse_duration(&r.overlap).ok_or_else(|| {
+            Error::InvalidSpec(format!(
+                "spec.rotation.overlap {:?} is not a duration",
+                r.overlap
+            ))
+        })?;
+        Ok(Some((every, overlap)))
+    }
+
+    fn recorded_time(
+        &self,
+        field: fn(&crate::resources::SmoochKeyStatus) -> &Option<String>,
+    ) -> Option<Timestamp> {
+        self.status
+            .as_ref()
+            .and_then(|s| field(s).as_ref()?.parse().ok())
+    }
+
+    fn recorded_previous(&self) -> Option<(String, Timestamp)> {
+        let id = self.status.as_ref()?.previous_key_id.clone()?;
+        let expires = self
+            .recorded_time(|s| &s.previous_key_expires_at)
+            .unwrap_or_else(Timestamp::now);
+        Some((id, expires))
+    }
+}
+
+fn rotation_due(created_at: Timestamp, every: Duration, now: Timestamp) -> bool {
+    let every = SignedDuration::try_from(every).unwrap_or(SignedDuration::MAX);
+    created_at.checked_add(every).is_ok_and(|due| due <= now)
+}
+
+impl Managed for SmoochKey {
+    type Connection = AppConnection;
+    type External = KeyState;
+    const KIND: &'static str = "SmoochKey";
+    const SECRET_SUFFIX: Option<&'static str> = Some("key");
+
+    fn common_status(&self) -> Option<&CommonStatus> {
+        self.status.as_ref().map(|s| &s.common)
+    }
+    fn recorded_id(&self) -> Option<String> {
+        self.status.as_ref()?.key_id.clone()
+    }
+    fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy
+    }
+    fn secret_template(&self) -> Option<&SecretTemplate> {
+        self.spec.secret_template.as_ref()
+    }
+    fn status_json(&self) -> Value {
+        serde_json::to_value(&self.status).unwrap_or(Value::Null)
+    }
+
+    async fn connect(&self, ctx: &Context) -> Result<AppConnection> {
+        self.rotation()?;
+        connect_dependent(
+            &self.namespace().unwrap_or_default(),
+            &self.spec.app_ref.name,
+            ctx,
+        )
+        .await
+    }
+
+    async fn connect_for_cleanup(&self, ctx: &Context) -> Result<Option<AppConnection>> {
+        let app_id = self.status.as_ref().and_then(|s| s.app_id.clone());
+        connect_dependent_for_cleanup(
+            &self.namespace().unwrap_or_default(),
+            &self.spec.app_ref.name,
+            app_id,
+            ctx,
+        )
+        .await
+    }
+
+    async fn observe(&self, conn: &AppConnection, id: &str) -> Result<Option<KeyState>> {
+        let key = match conn.client.get_key(&conn.app_id, id).await {
+            Ok(key) => key,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let is_recorded = self.recorded_id().as_deref() == Some(id);
+        let created_at = is_recorded
+            .then(|| self.recorded_time(|s| &s.key_created_at))
+            .flatten()
+            .unwrap_or_else(Timestamp::now);
+        Ok(Some(KeyState {
+            key,
+            created_at,
+            previous: self.recorded_previous(),
+        }))
+    }
+
+    async fn find_created(&self, conn: &AppConnection) -> Result<Option<KeyState>> {
+        let name = self.smooch_name();
+        let keys = conn.client.list_keys(&conn.app_id).await?;
+        Ok(keys
+            .into_iter()
+            .find(|k| k.name == name)
+            .map(|key| KeyState {
+                key,
+                created_at: Timestamp::now(),
+                previous: None,
+            }))
+    }
+
+    async fn create(&self, conn: &AppConnection) -> Result<KeyState> {
+        let key = conn
+            .client
+            .create_key(&conn.app_id, &self.smooch_name())
+            .await?;
+        Ok(KeyState {
+            key,
+            created_at: Timestamp::now(),
+            previous: self.recorded_previous(),
+        })
+    }
+
+    fn drift(&self, _: &AppConnection, state: &KeyState) -> Option<String> {
+        let (every, _) = self.rotation().ok().flatten()?;
+        rotation_due(state.created_at, every, Timestamp::now())
+            .then(|| "rotation is due".to_string())
+    }
+
+    /// Rotation: a new key takes over; the old one stays valid for the overlap.
+    async fn update(&self, conn: &AppConnection, state: KeyState) -> Result<KeyState> {
+        let (_, overlap) = self.rotation()?.unwrap_or_default();
+        if let Some((older, _)) = &state.previous {
+            delete_ignoring_missing(conn, older).await?;
+        }
+        let key = conn
+            .client
+            .create_key(&conn.app_id, &self.smooch_name())
+            .await?;
+        let now = Timestamp::now();
+        let expires = now
+            .checked_add(SignedDuration::try_from(overlap).unwrap_or(SignedDuration::ZERO))
+            .unwrap_or(now);
+        Ok(KeyState {
+            key,
+            created_at: now,
+            previous: Some((state.key.id, expires)),
+        })
+    }
+
+    async fn delete(&self, conn: &AppConnection, id: &str) -> Result<()> {
+        if let Some((previous, _)) = self.recorded_previous() {
+            delete_ignoring_missing(conn, &previous).await?;
+        }
+        Ok(conn.client.delete_key(&conn.app_id, id).await?)
+    }
+
+    async fn finish(
+        &self,
+        conn: &AppConnection,
+        state: &KeyState,
+        origin: Origin,
+        current_secret: Option<&Secret>,
+    ) -> Result<Observation> {
+        let now = Timestamp::now();
+        let mut previous = state.previous.clone();
+        if let Some((id, expires)) = &previous
+            && *expires <= now
+        {
+            delete_ignoring_missing(conn, id).await?;
+            previous = None;
+        }
+        // Keys with this resource's tag that are neither current nor
+        // previous were left by an interrupted rotation or create.
+        if origin != Origin::Existing || previous.is_some() {
+            let name = self.smooch_name();
+            let keep = [
+                Some(state.key.id.as_str()),
+                previous.as_ref().map(|p| p.0.as_str()),
+            ];
+            for stray in conn.client.list_keys(&conn.app_id).await? {
+                if stray.name == name && !keep.contains(&Some(stray.id.as_str())) {
+                    delete_ignoring_missing(conn, &stray.id).await?;
+                }
+            }
+        }
+
+        let jwt = match current_secret.and_then(|s| reusable_jwt(s, &state.key)) {
+            Some(jwt) => jwt,
+            None => conn.client.get_key_jwt(&conn.app_id, &state.key.id).await?,
+        };
+
+        let mut status_fields = Map::new();
+        status_fields.insert("appId".into(), json!(conn.app_id));
+        status_fields.insert("keyId".into(), json!(state.key.id));
+        status_fields.insert("keyCreatedAt".into(), json!(state.created_at.to_string()));
+        let mut requeue_after = None;
+        if let Some((id, expires)) = &previous {
+            status_fields.insert("previousKeyId".into(), json!(id));
+            status_fields.insert("previousKeyExpiresAt".into(), json!(expires.to_string()));
+            requeue_after = Some(duration_until(now, *expires));
+        }
+        if let Some((every, _)) = self.rotation()? {
+            let due = state
+                .created_at
+                .checked_add(SignedDuration::try_from(every).unwrap_or(SignedDuration::MAX))
+                .unwrap_or(now);
+            let until = duration_until(now, due);
+            requeue_after = Some(requeue_after.map_or(until, |r: Duration| r.min(until)));
+        }
+
+        Ok(Observation {
+            external_id: state.key.id.clone(),
+            status_fields,
+            secret_data: Some(BTreeMap::from([
+                ("appId".to_string(), Sensitive::from(conn.app_id.as_str())),
+                ("keyId".to_string(), Sensitive::from(state.key.id.as_str())),
+                ("secret".to_string(), state.key.secret.clone()),
+                ("jwt".to_string(), jwt),
+            ])),
+            requeue_after,
+        })
+    }
+}
+
+fn duration_until(now: Timestamp, then: Timestamp) -> Duration {
+    Duration::try_from(then.duration_since(now)).unwrap_or(Duration::ZERO) + Duration::from_secs(1)
+}
+
+/// The Secret's JWT, when it is for this key and verifies with its secret
+/// (so the operator need not fetch a new one).
+fn reusable_jwt(secret: &Secret, key: &SecretKey) -> Option<Sensitive> {
+    let token = value_of(secret, "jwt")?;
+    let kid = jwt::key_id_of(token.expose()).ok()?;
+    let claims = jwt::verify(token.expose(), &key.secret).ok()?;
+    (kid == key.id && claims.scope == jwt::Scope::App).then_some(token)
+}
+
+async fn delete_ignoring_missing(conn: &AppConnection, key_id: &str) -> Result<()> {
+    match conn.client.delete_key(&conn.app_id, key_id).await {
+        Err(e) if !e.is_not_found() => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(
+            parse_duration("720h"),
+            Some(Duration::from_secs(720 * 3600))
+        );
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_duration("5d"), None);
+        assert_eq!(parse_duration("h"), None);
+        assert_eq!(parse_duration("99999999999h"), None);
+    }
+
+    #[test]
+    fn rotation_due_after_period() {
+        let created: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let every = Duration::from_secs(3600);
+        assert!(!rotation_due(
+            created,
+            every,
+            "2026-01-01T00:59:59Z".parse().unwrap()
+        ));
+        assert!(rotation_due(
+            created,
+            every,
+            "2026-01-01T01:00:00Z".parse().unwrap()
+        ));
+    }
+
+    #[test]
+    fn jwt_reused_only_for_the_same_key() {
+        let key = SecretKey {
+            id: "app_0123456789abcdef01234567".into(),
+            secret: "s3cr3t-s3cr3t-s3cr3t-abc".into(),
+            name: "k".into(),
+        };
+        let token = jwt::sign(&key.id, &key.secret, &jwt::Claims::app()).unwrap();
+        let secret = Secret {
+            data: Some(
+                [(
+                    "jwt".to_string(),
+                    k8s_openapi::ByteString(token.expose().as_bytes().to_vec()),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        assert!(reusable_jwt(&secret, &key).is_some());
+        let rotated = SecretKey {
+            id: "app_aaaaaaaaaaaaaaaaaaaaaaaa".into(),
+            secret: "another-secret-value-xyz".into(),
+            name: "k".into(),
+        };
+        assert!(reusable_jwt(&secret, &rotated).is_none());
+    }
+}

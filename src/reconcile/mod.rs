@@ -1,0 +1,524 @@
+//! The generic reconcile loop (finalizers, deletion policy, adoption,
+//! crash recovery, pausing, conditions, events, Secrets) and one small
+//! adapter per kind that only knows how to observe, create, update and
+//! delete its Smooch object.
+
+pub mod app;
+pub mod context;
+pub mod controllers;
+pub mod credentials;
+pub mod integration;
+pub mod key;
+pub mod secrets;
+pub mod status;
+pub mod webhook;
+
+pub use context::{Context, Settings};
+
+use crate::resources::{
+    ADOPT_ANNOTATION, CommonStatus, DeletionPolicy, FINALIZER, PAUSED_ANNOTATION, SecretTemplate,
+};
+use crate::smooch::Sensitive;
+use crate::{Error, Result};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use status::{READY, SYNCED, Wanted};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Field manager for every write the operator makes.
+pub const MANAGER: &str = "smooch-operator";
+
+/// What the adapter found after create/update: enough to write status and
+/// the Secret.
+pub struct Observation {
+    pub external_id: String,
+    /// Kind-specific status fields (camelCase), merged with the common ones.
+    pub status_fields: Map<String, Value>,
+    /// The Secret's data, for kinds that write one.
+    pub secret_data: Option<BTreeMap<String, Sensitive>>,
+    /// Come back sooner than the resync (key rotation, overlap expiry).
+    pub requeue_after: Option<Duration>,
+}
+
+/// How an adapter got to its external object, for events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Existing,
+    Created,
+    Adopted,
+    Recovered,
+    Recreated,
+}
+
+/// A kind the generic loop can drive. The adapter methods that talk to
+/// Smooch say so by being async and taking the connection.
+pub trait Managed:
+    Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// Everything needed to call Smooch for this object (client, app id).
+    type Connection: Send + Sync;
+    /// The Smooch object as observed.
+    type External: Send + Sync;
+
+    const KIND: &'static str;
+    /// Default Secret name suffix, for kinds that write a Secret.
+    const SECRET_SUFFIX: Option<&'static str>;
+
+    fn common_status(&self) -> Option<&CommonStatus>;
+    /// The Smooch id recorded in status.
+    fn recorded_id(&self) -> Option<String>;
+    fn deletion_policy(&self) -> DeletionPolicy;
+    fn secret_template(&self) -> Option<&SecretTemplate> {
+        None
+    }
+    /// Serializes the current status (to compare with the desired one).
+    fn status_json(&self) -> Value;
+
+    /// Resolves credentials and dependencies; `Error::Waiting` when a
+    /// dependency is not ready yet.
+    fn connect(&self, ctx: &Context) -> impl Future<Output = Result<Self::Connection>> + Send;
+    /// Like `connect`, for cleanup: `None` when there is nothing left to
+    /// delete (the app is gone, so are its children).
+    fn connect_for_cleanup(
+        &self,
+        ctx: &Context,
+    ) -> impl Future<Output = Result<Option<Self::Connection>>> + Send;
+
+    /// The external object with this id, or `None` if it no longer exists.
+    fn observe(
+        &self,
+        conn: &Self::Connection,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Self::External>>> + Send;
+    /// Finds an object this resource created earlier but never recorded
+    /// (the operator died between create and status), by its tag.
+    fn find_created(
+        &self,
+        conn: &Self::Connection,
+    ) -> impl Future<Output = Result<Option<Self::External>>> + Send;
+    fn create(
+        &self,
+        conn: &Self::Connection,
+    ) -> impl Future<Output = Result<Self::External>> + Send;
+    /// Why the external object differs from the spec, or `None`. Pure.
+    fn drift(&self, conn: &Self::Connection, external: &Self::External) -> Option<String>;
+    fn update(
+        &self,
+        conn: &Self::Connection,
+        external: Self::External,
+    ) -> impl Future<Output = Result<Self::External>> + Send;
+    fn delete(&self, conn: &Self::Connection, id: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Status fields and Secret data for an up-to-date external object.
+    /// `current_secret` is the Secret as it is now, so kinds can avoid
+    /// fetching what the Secret already holds.
+    fn finish(
+        &self,
+        conn: &Self::Connection,
+        external: &Self::External,
+        origin: Origin,
+        current_secret: Option<&Secret>,
+    ) -> impl Future<Output = Result<Observation>> + Send;
+}
+
+fn is_paused<K: Resource>(obj: &K) -> bool {
+    obj.annotations()
+        .get(PAUSED_ANNOTATION)
+        .is_some_and(|v| v == "true")
+}
+
+fn owner_reference<K: Managed>(obj: &K) -> OwnerReference {
+    let mut owner = obj
+        .controller_owner_ref(&())
+        .expect("objects from the API server have a name and uid");
+    owner.block_owner_deletion = Some(true);
+    owner
+}
+
+fn secret_name<K: Managed>(obj: &K) -> Option<String> {
+    let suffix = K::SECRET_SUFFIX?;
+    Some(
+        obj.secret_template()
+            .and_then(|t| t.name.clone())
+            .unwrap_or_else(|| format!("{}-{}", obj.name_any(), suffix)),
+    )
+}
+
+/// Entry point for the controller: pause, finalizer, then apply or cleanup.
+pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let ns = obj.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    let _timer = ctx.metrics.reconcile_started(K::KIND);
+
+    if is_paused(obj.as_ref()) && obj.meta().deletion_timestamp.is_none() {
+        let wanted = [Wanted::new(
+            SYNCED,
+            false,
+            "ReconcilePaused",
+            format!("annotation {PAUSED_ANNOTATION}=true stops reconciling"),
+        )];
+        write_status(&api, obj.as_ref(), &wanted, None, None, &ctx).await?;
+        return Ok(Action::await_change());
+    }
+
+    let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
+        match event {
+            Finalizer::Apply(o) => apply(o, &api, &ctx).await,
+            Finalizer::Cleanup(o) => cleanup(o, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+
+    ctx.metrics
+        .reconcile_finished(K::KIND, started.elapsed(), result.as_ref().err());
+    match result {
+        Ok(action) => {
+            ctx.forget_failures(&obj.uid().unwrap_or_default());
+            Ok(action)
+        }
+        Err(err) => {
+            report_failure(&api, obj.as_ref(), &err, &ctx).await;
+            Err(err)
+        }
+    }
+}
+
+async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<Action> {
+    let obj = obj.as_ref();
+    let conn = obj.connect(ctx).await?;
+
+    let (external, origin) = obtain(obj, &conn, ctx).await?;
+    let external = match obj.drift(&conn, &external) {
+        Some(why) => {
+            let updated = obj.update(&conn, external).await?;
+            ctx.publish(
+                obj,
+                EventType::Normal,
+                "Updated",
+                &format!("Updated the Smooch {}: {why}", K::KIND),
+            )
+            .await;
+            updated
+        }
+        None => external,
+    };
+
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let secret_name = secret_name(obj);
+    let current_secret = match &secret_name {
+        Some(name) => secrets.get_opt(name).await?,
+        None => None,
+    };
+    let observation = obj
+        .finish(&conn, &external, origin, current_secret.as_ref())
+        .await?;
+
+    if let (Some(name), Some(data)) = (&secret_name, observation.secret_data.clone()) {
+        let desired = secrets::DesiredSecret::new(
+            K::KIND,
+            owner_reference(obj),
+            name.clone(),
+            obj.secret_template(),
+            data,
+        );
+        if secrets::ensure(&secrets, current_secret, &desired).await? {
+            ctx.metrics.kube_write(K::KIND, "secret");
+            ctx.publish(
+                obj,
+                EventType::Normal,
+                "SecretWritten",
+                &format!("Wrote Secret {name}"),
+            )
+            .await;
+        }
+        // A renamed Secret leaves the old one behind; remove it.
+        let previous = obj.common_status().and_then(|s| s.secret_name.clone());
+        if let Some(old) = previous.filter(|old| old != name) {
+            secrets::delete_owned(&secrets, &old, &obj.uid().unwrap_or_default()).await?;
+        }
+    }
+
+    let wanted = [
+        Wanted::new(
+            READY,
+            true,
+            "Available",
+            format!(
+                "Smooch {} {} is provisioned",
+                K::KIND,
+                observation.external_id
+            ),
+        ),
+        Wanted::new(SYNCED, true, "ReconcileSuccess", ""),
+    ];
+    write_status(
+        api,
+        obj,
+        &wanted,
+        Some(observation.status_fields),
+        secret_name,
+        ctx,
+    )
+    .await?;
+
+    let resync = ctx.settings.resync_period;
+    Ok(Action::requeue(
+        observation.requeue_after.map_or(resync, |d| d.min(resync)),
+    ))
+}
+
+/// Finds the external object: by recorded id, by adoption annotation, by
+/// tag (crash recovery), or by creating it.
+async fn obtain<K: Managed>(
+    obj: &K,
+    conn: &K::Connection,
+    ctx: &Context,
+) -> Result<(K::External, Origin)> {
+    let adopt_id = obj.annotations().get(ADOPT_ANNOTATION).cloned();
+    let recorded = obj.recorded_id();
+    if let Some(id) = recorded.clone().or(adopt_id.clone()) {
+        if let Some(found) = obj.observe(conn, &id).await? {
+            let origin = if recorded.as_deref() == Some(id.as_str()) {
+                Origin::Existing
+            } else {
+                Origin::Adopted
+            };
+            if origin == Origin::Adopted {
+                ctx.publish(
+                    obj,
+                    EventType::Normal,
+                    "Adopted",
+                    &format!("Adopted existing Smooch {} {id}", K::KIND),
+                )
+                .await;
+            }
+            return Ok((found, origin));
+        }
+        if recorded.is_none() {
+            return Err(Error::InvalidSpec(format!(
+                "annotation {ADOPT_ANNOTATION} names Smooch {} {id}, which does not exist",
+                K::KIND
+            )));
+        }
+        ctx.publish(
+            obj,
+            EventType::Warning,
+            "ExternalObjectMissing",
+            &format!(
+                "Smooch {} {id} was deleted outside Kubernetes; creating it again",
+                K::KIND
+            ),
+        )
+        .await;
+    } else if let Some(found) = obj.find_created(conn).await? {
+        ctx.publish(
+            obj,
+            EventType::Normal,
+            "Recovered",
+            &format!(
+                "Found the Smooch {} created earlier by this resource; not creating another",
+                K::KIND
+            ),
+        )
+        .await;
+        return Ok((found, Origin::Recovered));
+    }
+    let created = obj.create(conn).await?;
+    let origin = if recorded.is_some() {
+        Origin::Recreated
+    } else {
+        Origin::Created
+    };
+    ctx.publish(
+        obj,
+        EventType::Normal,
+        "Created",
+        &format!("Created the Smooch {}", K::KIND),
+    )
+    .await;
+    Ok((created, origin))
+}
+
+async fn cleanup<K: Managed>(obj: Arc<K>, ctx: &Context) -> Result<Action> {
+    let obj = obj.as_ref();
+    if obj.deletion_policy() == DeletionPolicy::Delete {
+        if let Some(id) = obj.recorded_id() {
+            match obj.connect_for_cleanup(ctx).await {
+                Ok(Some(conn)) => match obj.delete(&conn, &id).await {
+                    Ok(()) => {
+                        ctx.publish(
+                            obj,
+                            EventType::Normal,
+                            "Deleted",
+                            &format!("Deleted Smooch {} {id}", K::KIND),
+                        )
+                        .await;
+                    }
+                    Err(Error::Smooch(e)) if e.is_not_found() => {}
+                    // Credentials revoked or the app is gone: retrying cannot help,
+                    // and a stuck finalizer would block the namespace. Say so and let go.
+                    Err(Error::Smooch(e)) if !e.is_transient() => {
+                        ctx.publish(
+                            obj,
+                            EventType::Warning,
+                            "OrphanedExternalObject",
+                            &format!("Could not delete Smooch {} {id}: {e}", K::KIND),
+                        )
+                        .await;
+                    }
+                    Err(e) => return Err(e),
+                },
+                Ok(None) => {}
+                Err(Error::Waiting { message, .. }) => {
+                    ctx.publish(
+                        obj,
+                        EventType::Warning,
+                        "OrphanedExternalObject",
+                        &format!("Could not delete Smooch {} {id}: {message}", K::KIND),
+                    )
+                    .await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    } else if let Some(id) = obj.recorded_id() {
+        ctx.publish(
+            obj,
+            EventType::Normal,
+            "Orphaned",
+            &format!(
+                "Left Smooch {} {id} in place (deletionPolicy Orphan)",
+                K::KIND
+            ),
+        )
+        .await;
+    }
+    Ok(Action::await_change())
+}
+
+/// Writes the status by server-side apply, only when it would change.
+async fn write_status<K: Managed>(
+    api: &Api<K>,
+    obj: &K,
+    wanted: &[Wanted],
+    kind_fields: Option<Map<String, Value>>,
+    secret_name: Option<String>,
+    ctx: &Context,
+) -> Result<()> {
+    let current = obj.status_json();
+    let current_common: CommonStatus = serde_json::from_value(current.clone()).unwrap_or_default();
+    let generation = obj.meta().generation;
+    let now = Time(jiff::Timestamp::now());
+    let conditions = status::merge(&current_common.conditions, wanted, generation, &now);
+    let common = CommonStatus {
+        conditions,
+        observed_generation: generation,
+        secret_name: secret_name.or(current_common.secret_name),
+    };
+    let mut desired = match serde_json::to_value(&common).expect("status serializes") {
+        Value::Object(m) => m,
+        _ => unreachable!("CommonStatus is an object"),
+    };
+    match kind_fields {
+        Some(fields) => desired.extend(fields),
+        // An error or a pause: kind fields keep their value.
+        None => {
+            if let Value::Object(cur) = &current {
+                for (k, v) in cur {
+                    desired.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+    }
+    let desired = Value::Object(desired);
+    if desired == current {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": desired,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    ctx.metrics.kube_write(K::KIND, "status");
+    Ok(())
+}
+
+/// Records a failed reconcile in the conditions (and an event when the
+/// failure is new), so that `kubectl describe` says what is wrong.
+async fn report_failure<K: Managed>(api: &Api<K>, obj: &K, err: &Error, ctx: &Context) {
+    let root = err.root();
+    let reason = root.metric_label();
+    let message = root.to_string();
+    let current: CommonStatus = serde_json::from_value(obj.status_json()).unwrap_or_default();
+    let synced_before = status::find(&current.conditions, SYNCED).cloned();
+    let mut wanted = vec![Wanted::new(SYNCED, false, reason.clone(), message.clone())];
+    if !status::is_true(&current.conditions, READY) || matches!(root, Error::Waiting { .. }) {
+        wanted.push(Wanted::new(READY, false, reason.clone(), message.clone()));
+    }
+    let is_new = synced_before.is_none_or(|c| c.reason != reason || c.message != message);
+    if obj.meta().deletion_timestamp.is_none()
+        && let Err(e) = write_status(api, obj, &wanted, None, None, ctx).await
+    {
+        tracing::warn!(kind = K::KIND, name = %obj.name_any(), error = %e, "could not record failure in status");
+    }
+    if is_new {
+        let event_type = if matches!(root, Error::Waiting { .. }) {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        ctx.publish(obj, event_type, &reason, &message).await;
+    }
+}
+
+/// Requeue policy after a failed reconcile: dependencies are watched (so a
+/// slow fallback is enough), permanent errors are retried slowly,
+/// transient ones back off exponentially per object.
+pub fn error_policy<K: Managed>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
+    let settings = &ctx.settings;
+    let delay = match err.root() {
+        Error::Waiting { .. } => settings.dependency_retry,
+        e if e.is_permanent() => settings.permanent_error_retry,
+        e => {
+            let failures = ctx.count_failure(&obj.uid().unwrap_or_default());
+            let exp = settings
+                .min_error_backoff
+                .saturating_mul(1u32 << failures.min(16))
+                .min(settings.max_error_backoff);
+            let jittered = exp.mul_f64(0.8 + rand::random::<f64>() * 0.4);
+            match e.root() {
+                Error::Smooch(s) => s.retry_after().map_or(jittered, |ra| ra.max(jittered)),
+                _ => jittered,
+            }
+        }
+    };
+    tracing::info!(kind = K::KIND, name = %obj.name_any(), reason = %err.metric_label(), retry_in = ?delay, "reconcile failed: {}", err.root());
+    Action::requeue(delay)
+}

@@ -1,0 +1,206 @@
+//! The Secrets the operator writes: owned by their resource, labelled,
+//! named and decorated by the spec's template, and never written over a
+//! Secret that someone else owns.
+
+use crate::resources::{
+    MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_KIND_LABEL, OWNER_NAME_LABEL, SecretTemplate,
+};
+use crate::smooch::Sensitive;
+use crate::{Error, Result};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, DeleteParams, PostParams};
+use std::collections::BTreeMap;
+
+/// The Secret a resource should have.
+pub struct DesiredSecret {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub owner: OwnerReference,
+    pub data: BTreeMap<String, Sensitive>,
+}
+
+impl DesiredSecret {
+    pub fn new(
+        kind: &str,
+        owner: OwnerReference,
+        default_name: String,
+        template: Option<&SecretTemplate>,
+        data: BTreeMap<String, Sensitive>,
+    ) -> Self {
+        let template = template.cloned().unwrap_or_default();
+        let mut labels = template.labels;
+        labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into());
+        labels.insert(OWNER_KIND_LABEL.into(), kind.into());
+        labels.insert(OWNER_NAME_LABEL.into(), owner.name.clone());
+        DesiredSecret {
+            name: template.name.unwrap_or(default_name),
+            labels,
+            annotations: template.annotations,
+            owner,
+            data,
+        }
+    }
+
+    fn byte_data(&self) -> BTreeMap<String, ByteString> {
+        self.data
+            .iter()
+            .map(|(k, v)| (k.clone(), ByteString(v.expose().as_bytes().to_vec())))
+            .collect()
+    }
+
+    /// Whether `existing` already says everything this Secret should say.
+    /// Extra labels or annotations added by others are left alone.
+    pub fn is_satisfied_by(&self, existing: &Secret) -> bool {
+        let meta = &existing.metadata;
+        let has_all = |want: &BTreeMap<String, String>, have: &Option<BTreeMap<String, String>>| {
+            want.iter()
+                .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
+        };
+        existing.data.clone().unwrap_or_default() == self.byte_data()
+            && has_all(&self.labels, &meta.labels)
+            && has_all(&self.annotations, &meta.annotations)
+            && is_owned_by(existing, &self.owner.uid)
+    }
+}
+
+pub fn is_owned_by(secret: &Secret, uid: &str) -> bool {
+    secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == uid && o.controller == Some(true))
+}
+
+/// Reads one value of a Secret, if both exist.
+pub fn value_of(secret: &Secret, key: &str) -> Option<Sensitive> {
+    let bytes = secret.data.as_ref()?.get(key)?;
+    String::from_utf8(bytes.0.clone()).ok().map(Sensitive::from)
+}
+
+/// Writes `desired` unless `existing` already matches. Returns whether it
+/// wrote. A Secret of that name owned by anything else is a conflict.
+pub async fn ensure(
+    api: &Api<Secret>,
+    existing: Option<Secret>,
+    desired: &DesiredSecret,
+) -> Result<bool> {
+    match existing {
+        Some(current) if !is_owned_by(&current, &desired.owner.uid) => Err(Error::SecretConflict {
+            name: desired.name.clone(),
+        }),
+        Some(current) if desired.is_satisfied_by(&current) => Ok(false),
+        Some(current) => {
+            let mut updated = current;
+            let meta = &mut updated.metadata;
+            meta.labels
+                .get_or_insert_with(Default::default)
+                .extend(desired.labels.clone());
+            meta.annotations
+                .get_or_insert_with(Default::default)
+                .extend(desired.annotations.clone());
+            updated.data = Some(desired.byte_data());
+            updated.string_data = None;
+            api.replace(&desired.name, &PostParams::default(), &updated)
+                .await?;
+            Ok(true)
+        }
+        None => {
+            let secret = Secret {
+                metadata: ObjectMeta {
+                    name: Some(desired.name.clone()),
+                    labels: Some(desired.labels.clone()),
+                    annotations: (!desired.annotations.is_empty())
+                        .then(|| desired.annotations.clone()),
+                    owner_references: Some(vec![desired.owner.clone()]),
+                    ..Default::default()
+                },
+                type_: Some("Opaque".into()),
+                data: Some(desired.byte_data()),
+                ..Default::default()
+            };
+            api.create(&PostParams::default(), &secret).await?;
+            Ok(true)
+        }
+    }
+}
+
+/// Deletes a Secret this resource owns (after a rename, or on cleanup).
+pub async fn delete_owned(api: &Api<Secret>, name: &str, owner_uid: &str) -> Result<bool> {
+    match api.get_opt(name).await? {
+        Some(s) if is_owned_by(&s, owner_uid) => {
+            match api.delete(name, &DeleteParams::default()).await {
+                Ok(_) => Ok(true),
+                Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        }
+        _ => Ok(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(uid: &str) -> OwnerReference {
+        OwnerReference {
+            api_version: "smooch-operator.io/v1alpha1".into(),
+            kind: "SmoochApp".into(),
+            name: "demo".into(),
+            uid: uid.into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    fn desired() -> DesiredSecret {
+        let mut data = BTreeMap::new();
+        data.insert("appId".to_string(), Sensitive::from("abc"));
+        let template = SecretTemplate {
+            name: Some("custom".into()),
+            labels: [("team".to_string(), "x".to_string())].into(),
+            annotations: Default::default(),
+        };
+        DesiredSecret::new(
+            "SmoochApp",
+            owner("u1"),
+            "demo-app".into(),
+            Some(&template),
+            data,
+        )
+    }
+
+    fn existing(uid: &str, value: &str) -> Secret {
+        let d = desired();
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(d.name.clone()),
+                labels: Some(d.labels.clone()),
+                owner_references: Some(vec![owner(uid)]),
+                ..Default::default()
+            },
+            data: Some([("appId".to_string(), ByteString(value.as_bytes().to_vec()))].into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn template_sets_name_and_labels() {
+        let d = desired();
+        assert_eq!(d.name, "custom");
+        assert_eq!(d.labels["team"], "x");
+        assert_eq!(d.labels[MANAGED_BY_LABEL], MANAGED_BY_VALUE);
+    }
+
+    #[test]
+    fn satisfied_only_when_data_and_owner_match() {
+        let d = desired();
+        assert!(d.is_satisfied_by(&existing("u1", "abc")));
+        assert!(!d.is_satisfied_by(&existing("u1", "edited")));
+        assert!(!d.is_satisfied_by(&existing("someone-else", "abc")));
+    }
+}

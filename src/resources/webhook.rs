@@ -1,0 +1,65 @@
+use super::common::*;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// A webhook of a Smooch app. The operator writes a Secret with the
+/// webhook's `secret`, which receivers use to check who called them.
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "smooch-operator.io",
+    version = "v1alpha1",
+    kind = "SmoochWebhook",
+    namespaced,
+    status = "SmoochWebhookStatus",
+    shortname = "shook",
+    category = "smooch",
+    printcolumn = r#"{"name":"Target","type":"string","jsonPath":".spec.target"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Webhook ID","type":"string","jsonPath":".status.webhookId"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SmoochWebhookSpec {
+    /// The SmoochApp this webhook belongs to.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.appRef is immutable"))]
+    pub app_ref: AppReference,
+    /// The http(s) URL Smooch calls.
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new("isURL(self) && (url(self).getScheme() == 'https' || url(self).getScheme() == 'http') && url(self).getHostname() != ''").message("spec.target must be an absolute http or https URL"))]
+    pub target: String,
+    /// Events that call the webhook; default `["message"]`.
+    #[serde(default = "default_triggers")]
+    #[schemars(default = "default_triggers", length(min = 1))]
+    #[x_kube(validation = Rule::new("self.all(t, t in ['message', 'message:appUser', 'message:appMaker', 'postback', 'conversation:start', 'conversation:read', 'merge:appUser', 'delivery:success', 'delivery:failure', 'typing:appMaker', '*'])").message("spec.triggers may only hold message, message:appUser, message:appMaker, postback, conversation:start, conversation:read, merge:appUser, delivery:success, delivery:failure, typing:appMaker or *"))]
+    pub triggers: Vec<String>,
+    /// Include the client that sent a message in webhook payloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_client: Option<bool>,
+    /// Include the full app user in webhook payloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_full_app_user: Option<bool>,
+    /// What to do with the Smooch webhook when this resource is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    /// The Secret written with the webhook's `secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_template: Option<SecretTemplate>,
+}
+
+pub fn default_triggers() -> Vec<String> {
+    vec!["message".into()]
+}
+
+/// Observed state of a SmoochWebhook.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SmoochWebhookStatus {
+    /// Smooch id of the app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    /// Smooch id of the webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_id: Option<String>,
+    #[serde(flatten)]
+    pub common: CommonStatus,
+}
