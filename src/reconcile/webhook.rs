@@ -4,6 +4,7 @@
 use super::app::{AppConnection, connect_dependent, connect_dependent_for_cleanup};
 use super::{Context, Managed, Observation, Origin};
 use crate::Result;
+use crate::resources::webhook::WebhookTrigger;
 use crate::resources::{CommonStatus, DeletionPolicy, SecretTemplate, SmoochWebhook};
 use crate::smooch::Sensitive;
 use crate::smooch::models::{Webhook, WebhookParams};
@@ -16,11 +17,15 @@ impl SmoochWebhook {
     fn desired_params(&self) -> WebhookParams {
         WebhookParams {
             target: Some(self.spec.target.clone()),
-            triggers: Some(self.spec.triggers.clone()),
+            triggers: Some(trigger_names(&self.spec.triggers)),
             include_client: self.spec.include_client,
             include_full_app_user: self.spec.include_full_app_user,
         }
     }
+}
+
+fn trigger_names(triggers: &[WebhookTrigger]) -> Vec<String> {
+    triggers.iter().map(|t| t.as_str().to_string()).collect()
 }
 
 fn webhook_drift(spec: &crate::resources::SmoochWebhookSpec, hook: &Webhook) -> Option<String> {
@@ -28,8 +33,8 @@ fn webhook_drift(spec: &crate::resources::SmoochWebhookSpec, hook: &Webhook) -> 
     if spec.target != hook.target {
         why.push("target");
     }
-    let want: BTreeSet<&String> = spec.triggers.iter().collect();
-    let have: BTreeSet<&String> = hook.triggers.iter().collect();
+    let want: BTreeSet<&str> = spec.triggers.iter().map(|t| t.as_str()).collect();
+    let have: BTreeSet<&str> = hook.triggers.iter().map(String::as_str).collect();
     if want != have {
         why.push("triggers");
     }
@@ -159,7 +164,7 @@ mod tests {
                 name: "demo".into(),
             },
             target: "https://example.com/hook".into(),
-            triggers: vec!["message".into(), "postback".into()],
+            triggers: vec![WebhookTrigger::Message, WebhookTrigger::Postback],
             include_client: None,
             include_full_app_user: None,
             deletion_policy: DeletionPolicy::Delete,

@@ -29,9 +29,8 @@ pub struct SmoochWebhookSpec {
     pub target: String,
     /// Events that call the webhook; default `["message"]`.
     #[serde(default = "default_triggers")]
-    #[schemars(default = "default_triggers", length(min = 1))]
-    #[x_kube(validation = Rule::new("self.all(t, t in ['message', 'message:appUser', 'message:appMaker', 'postback', 'conversation:start', 'conversation:read', 'merge:appUser', 'delivery:success', 'delivery:failure', 'typing:appMaker', '*'])").message("spec.triggers may only hold message, message:appUser, message:appMaker, postback, conversation:start, conversation:read, merge:appUser, delivery:success, delivery:failure, typing:appMaker or *"))]
-    pub triggers: Vec<String>,
+    #[schemars(default = "default_triggers", length(min = 1, max = 11))]
+    pub triggers: Vec<WebhookTrigger>,
     /// Include the client that sent a message in webhook payloads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_client: Option<bool>,
@@ -46,8 +45,66 @@ pub struct SmoochWebhookSpec {
     pub secret_template: Option<SecretTemplate>,
 }
 
-pub fn default_triggers() -> Vec<String> {
-    vec!["message".into()]
+pub fn default_triggers() -> Vec<WebhookTrigger> {
+    vec![WebhookTrigger::Message]
+}
+
+/// Events Smooch can call a webhook for (case sensitive).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+pub enum WebhookTrigger {
+    #[serde(rename = "message")]
+    Message,
+    #[serde(rename = "message:appUser")]
+    MessageAppUser,
+    #[serde(rename = "message:appMaker")]
+    MessageAppMaker,
+    #[serde(rename = "postback")]
+    Postback,
+    #[serde(rename = "conversation:start")]
+    ConversationStart,
+    #[serde(rename = "conversation:read")]
+    ConversationRead,
+    #[serde(rename = "merge:appUser")]
+    MergeAppUser,
+    #[serde(rename = "delivery:success")]
+    DeliverySuccess,
+    #[serde(rename = "delivery:failure")]
+    DeliveryFailure,
+    #[serde(rename = "typing:appMaker")]
+    TypingAppMaker,
+    #[serde(rename = "*")]
+    All,
+}
+
+impl WebhookTrigger {
+    /// The name Smooch uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookTrigger::Message => "message",
+            WebhookTrigger::MessageAppUser => "message:appUser",
+            WebhookTrigger::MessageAppMaker => "message:appMaker",
+            WebhookTrigger::Postback => "postback",
+            WebhookTrigger::ConversationStart => "conversation:start",
+            WebhookTrigger::ConversationRead => "conversation:read",
+            WebhookTrigger::MergeAppUser => "merge:appUser",
+            WebhookTrigger::DeliverySuccess => "delivery:success",
+            WebhookTrigger::DeliveryFailure => "delivery:failure",
+            WebhookTrigger::TypingAppMaker => "typing:appMaker",
+            WebhookTrigger::All => "*",
+        }
+    }
 }
 
 /// Observed state of a SmoochWebhook.

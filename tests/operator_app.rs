@@ -1,0 +1,96 @@
+//! SmoochApp end to end: real control plane, emulator over HTTP.
+
+mod support;
+
+use serde_json::json;
+use smooch_operator::resources::SmoochApp;
+use support::{Harness, condition, secret_value};
+
+#[tokio::test]
+async fn app_whole_life_with_delete_policy() {
+    let h = Harness::start("app-life").await;
+    h.create::<SmoochApp>(json!({
+        "apiVersion": "smooch-operator.io/v1alpha1", "kind": "SmoochApp",
+        "metadata": {"name": "shop"},
+        "spec": {"name": "Shop", "deletionPolicy": "Delete",
+                 "settings": {"useAnimalNames": true}, "metadata": {"team": "support"}}
+    }))
+    .await;
+    let app = h.wait_ready::<SmoochApp>("shop").await;
+    let app_id = app
+        .status
+        .as_ref()
+        .unwrap()
+        .app_id
+        .clone()
+        .expect("appId in status");
+
+    // The Secret holds what Smooch returned.
+    let smooch = h.smooch();
+    let remote = smooch.get_app(&app_id).await.unwrap();
+    assert_eq!(remote.name, "Shop");
+    assert_eq!(
+        remote.settings.as_ref().unwrap().use_animal_names,
+        Some(true)
+    );
+    assert_eq!(remote.metadata.as_ref().unwrap()["team"], "support");
+    let secret = h.secret("shop-app").await.expect("secret written");
+    assert_eq!(secret_value(&secret, "appId"), app_id);
+    assert_eq!(secret_value(&secret, "appToken"), remote.app_token.expose());
+    let owner = &secret.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(owner.kind, "SmoochApp");
+    assert_eq!(Some(&owner.uid), app.metadata.uid.as_ref());
+
+    // A spec change reaches Smooch.
+    h.api::<SmoochApp>()
+        .patch(
+            "shop",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"name": "Shop EU"}})),
+        )
+        .await
+        .unwrap();
+    h.wait_for::<SmoochApp>("shop", "updated", |a| {
+        a.status.as_ref().and_then(|s| s.common.observed_generation) == Some(2)
+            && condition(a, "Ready").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    assert_eq!(smooch.get_app(&app_id).await.unwrap().name, "Shop EU");
+    assert_eq!(
+        h.requests().routes.get("POST /v1/apps").copied(),
+        Some(1),
+        "created once"
+    );
+
+    // Delete: the Smooch app and the Secret go.
+    h.delete::<SmoochApp>("shop").await;
+    h.wait_gone::<SmoochApp>("shop").await;
+    let err = smooch.get_app(&app_id).await.unwrap_err();
+    assert_eq!(err.status(), Some(404));
+    // The Secret is owned by the SmoochApp: the garbage collector removes it.
+    assert!(
+        h.wait_for_secret_gone("shop-app").await,
+        "Secret shop-app was not collected"
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn app_default_policy_orphans_the_smooch_app() {
+    let h = Harness::start("app-orphan").await;
+    h.create::<SmoochApp>(json!({
+        "apiVersion": "smooch-operator.io/v1alpha1", "kind": "SmoochApp",
+        "metadata": {"name": "keep"}, "spec": {"name": "Keep me"}
+    }))
+    .await;
+    let app = h.wait_ready::<SmoochApp>("keep").await;
+    assert_eq!(
+        app.spec.deletion_policy,
+        smooch_operator::resources::DeletionPolicy::Orphan
+    );
+    let app_id = app.status.unwrap().app_id.unwrap();
+    h.delete::<SmoochApp>("keep").await;
+    h.wait_gone::<SmoochApp>("keep").await;
+    assert_eq!(h.smooch().get_app(&app_id).await.unwrap().name, "Keep me");
+    h.finish().await;
+}

@@ -1,0 +1,406 @@
+//! Test support: a client for the real control plane started by
+//! `hack/test.sh` (its kubeconfig in `KUBECONFIG`), a fresh namespace per
+//! test, the emulator over real HTTP, and the operator running in-process
+//! (or as a subprocess, for crash tests).
+#![allow(dead_code)]
+
+use futures::FutureExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use smooch_operator::emulator::{EmulatorConfig, RequestCounts, RunningEmulator, spawn};
+use smooch_operator::metrics::Metrics;
+use smooch_operator::reconcile::controllers::{self, Readiness, Scope};
+use smooch_operator::reconcile::{Context, Settings};
+use smooch_operator::resources;
+use smooch_operator::smooch::{Credentials, SmoochClient, Transport, TransportConfig};
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OnceCell, oneshot};
+
+pub const CREDENTIALS_SECRET: &str = "smooch-credentials";
+
+/// A client for the test control plane. Fails with a clear message when
+/// the tests were not started by `hack/test.sh`.
+pub async fn kube_client() -> Client {
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some(),
+        "KUBECONFIG is not set: run the tests with `hack/test.sh`, which starts a control plane"
+    );
+    Client::try_default()
+        .await
+        .expect("kubeconfig from hack/test.sh must be usable")
+}
+
+static CRDS: OnceCell<()> = OnceCell::const_new();
+
+/// Installs the generated CRDs (once per test binary) and waits until they
+/// are established.
+pub async fn install_crds(client: &Client) {
+    CRDS.get_or_init(|| async {
+        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in resources::all_crds() {
+            let name = crd.name_any();
+            api.patch(
+                &name,
+                &PatchParams::apply("smooch-operator-tests").force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .expect("CRD applies");
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                await_condition(api.clone(), &name, conditions::is_crd_established()),
+            )
+            .await
+            .expect("CRD established in time")
+            .expect("CRD watch");
+        }
+    })
+    .await;
+}
+
+/// A namespace of its own for one test.
+pub async fn namespace(client: &Client, prefix: &str) -> String {
+    let name = format!("{prefix}-{:08x}", rand::random::<u32>());
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    api.create(&PostParams::default(), &ns)
+        .await
+        .expect("namespace created");
+    name
+}
+
+pub struct OperatorOptions {
+    pub resync: Duration,
+    pub permanent_error_retry: Duration,
+    pub smooch_concurrency: usize,
+}
+
+impl Default for OperatorOptions {
+    fn default() -> Self {
+        OperatorOptions {
+            resync: Duration::from_secs(600),
+            permanent_error_retry: Duration::from_secs(300),
+            smooch_concurrency: 16,
+        }
+    }
+}
+
+/// The operator running inside the test process, watching one namespace.
+pub struct InProcessOperator {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl InProcessOperator {
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(20), &mut self.task).await;
+    }
+}
+
+/// One test's world: a namespace, an emulator, credentials, an operator.
+pub struct Harness {
+    pub client: Client,
+    pub ns: String,
+    pub emulator: RunningEmulator,
+    pub operator: Option<InProcessOperator>,
+}
+
+impl Harness {
+    /// Namespace + emulator + credentials Secret, operator not started.
+    pub async fn without_operator(prefix: &str) -> Harness {
+        let client = kube_client().await;
+        install_crds(&client).await;
+        let ns = namespace(&client, prefix).await;
+        let emulator = spawn(EmulatorConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        })
+        .await
+        .expect("emulator starts");
+        let harness = Harness {
+            client,
+            ns,
+            emulator,
+            operator: None,
+        };
+        harness
+            .put_secret(
+                CREDENTIALS_SECRET,
+                &[
+                    ("keyId", harness.emulator.maker_key_id()),
+                    ("secret", harness.emulator.maker_secret().expose()),
+                ],
+            )
+            .await;
+        harness
+    }
+
+    pub async fn start(prefix: &str) -> Harness {
+        Self::start_with(prefix, OperatorOptions::default()).await
+    }
+
+    pub async fn start_with(prefix: &str, options: OperatorOptions) -> Harness {
+        let mut h = Self::without_operator(prefix).await;
+        h.start_operator(options).await;
+        h
+    }
+
+    pub fn operator_settings(&self, options: &OperatorOptions) -> Settings {
+        Settings {
+            operator_namespace: self.ns.clone(),
+            default_credentials_secret: CREDENTIALS_SECRET.into(),
+            resync_period: options.resync,
+            dependency_retry: Duration::from_secs(30),
+            permanent_error_retry: options.permanent_error_retry,
+            min_error_backoff: Duration::from_millis(200),
+            max_error_backoff: Duration::from_secs(5),
+        }
+    }
+
+    pub async fn start_operator(&mut self, options: OperatorOptions) {
+        let metrics = Arc::new(Metrics::default());
+        let transport = Transport::new(
+            TransportConfig {
+                base_url: self.emulator.base_url().to_string(),
+                max_concurrency: options.smooch_concurrency,
+                min_backoff: Duration::from_millis(50),
+                max_backoff: Duration::from_secs(2),
+                ..Default::default()
+            },
+            Some(metrics.clone() as Arc<dyn smooch_operator::smooch::CallObserver>),
+        )
+        .unwrap();
+        let ctx = Arc::new(Context::new(
+            self.client.clone(),
+            transport,
+            self.operator_settings(&options),
+            metrics.clone(),
+        ));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = stopped.map(|_| ()).shared();
+        let scopes = vec![Scope::Namespace(self.ns.clone())];
+        let readiness = Arc::new(Readiness::default());
+        let task = tokio::spawn(controllers::run(ctx, scopes, 8, readiness, shutdown));
+        self.operator = Some(InProcessOperator {
+            stop: Some(stop),
+            task,
+            metrics,
+        });
+    }
+
+    pub async fn stop_operator(&mut self) {
+        if let Some(op) = self.operator.take() {
+            op.stop().await;
+        }
+    }
+
+    /// An app-maker client of the emulator, to check what the operator did.
+    pub fn smooch(&self) -> SmoochClient {
+        let transport = Transport::new(
+            TransportConfig {
+                base_url: self.emulator.base_url().to_string(),
+                max_retries: 0,
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+        SmoochClient::new(
+            transport,
+            &Credentials::app_maker_key(
+                self.emulator.maker_key_id(),
+                self.emulator.maker_secret().clone(),
+            ),
+        )
+        .unwrap()
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub async fn put_secret(&self, name: &str, pairs: &[(&str, &str)]) {
+        let data: serde_json::Map<String, serde_json::Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+            .collect();
+        let secret = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name}, "stringData": data,
+        });
+        self.api::<Secret>()
+            .patch(
+                name,
+                &PatchParams::apply("smooch-operator-tests").force(),
+                &Patch::Apply(&secret),
+            )
+            .await
+            .expect("secret applied");
+    }
+
+    /// Creates an object from JSON/YAML-shaped data in the test namespace.
+    pub async fn create<K>(&self, value: serde_json::Value) -> K
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        let obj: K = serde_json::from_value(value).expect("object shape");
+        self.api::<K>()
+            .create(&PostParams::default(), &obj)
+            .await
+            .expect("object created")
+    }
+
+    pub async fn delete<K>(&self, name: &str)
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        self.api::<K>()
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("delete accepted");
+    }
+
+    /// Waits until the object's `Ready` condition is True.
+    pub async fn wait_ready<K>(&self, name: &str) -> K
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + Debug
+            + Send
+            + 'static,
+        <K as Resource>::DynamicType: Default,
+    {
+        self.wait_for::<K>(name, "Ready=True", |o| {
+            condition(o, "Ready").is_some_and(|c| c.0 == "True")
+        })
+        .await
+    }
+
+    /// Polls the object until `check` holds (or fails the test after 60 s,
+    /// printing the object).
+    pub async fn wait_for<K>(&self, name: &str, what: &str, check: impl Fn(&K) -> bool) -> K
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        let api = self.api::<K>();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let current = api.get_opt(name).await.expect("get");
+            if let Some(obj) = &current
+                && check(obj)
+            {
+                return obj.clone();
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {name} to be {what}; last seen: {}",
+                    serde_json::to_string_pretty(&current).unwrap()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the object is gone (finalizer done).
+    pub async fn wait_gone<K>(&self, name: &str)
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        let api = self.api::<K>();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while api.get_opt(name).await.expect("get").is_some() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} was never deleted"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn secret(&self, name: &str) -> Option<Secret> {
+        self.api::<Secret>()
+            .get_opt(name)
+            .await
+            .expect("get secret")
+    }
+
+    pub fn requests(&self) -> RequestCounts {
+        self.emulator.state().with_request_counts(|c| c.clone())
+    }
+
+    pub async fn finish(mut self) {
+        self.stop_operator().await;
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let _ = api.delete(&self.ns, &DeleteParams::default()).await;
+        let _ = self.emulator.shutdown().await;
+    }
+}
+
+/// (status, reason, message) of a condition, from the object's JSON.
+pub fn condition<K: Serialize>(obj: &K, type_: &str) -> Option<(String, String, String)> {
+    let v = serde_json::to_value(obj).ok()?;
+    let c = v["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)?
+        .clone();
+    Some((
+        c["status"].as_str()?.to_string(),
+        c["reason"].as_str().unwrap_or_default().to_string(),
+        c["message"].as_str().unwrap_or_default().to_string(),
+    ))
+}
+
+/// One value of a Secret's data, as text.
+pub fn secret_value(secret: &Secret, key: &str) -> String {
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .unwrap_or_else(|| panic!("secret has no key {key}"));
+    String::from_utf8(bytes.0.clone()).expect("utf-8")
+}
+
+impl Harness {
+    /// Waits until a Secret is gone (garbage collection by its owner).
+    pub async fn wait_for_secret_gone(&self, name: &str) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while self.secret(name).await.is_some() {
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        true
+    }
+}
