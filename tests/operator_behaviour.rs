@@ -1,0 +1,365 @@
+//! Behaviour shared by every kind: drift repair, adoption, pause, waiting
+//! for credentials, permanent errors without hot loops, Secrets that are
+//! not ours, and no-op resyncs that write nothing.
+
+mod support;
+
+use k8s_openapi::api::core::v1::{Event, Secret};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use serde_json::json;
+use smooch_operator::resources::{SmoochApp, SmoochKey, SmoochWebhook};
+use smooch_operator::smooch::models::AppParams;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use support::{CREDENTIALS_SECRET, Harness, OperatorOptions, condition, secret_value};
+
+fn app(name: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "smooch-operator.io/v1alpha1", "kind": "SmoochApp",
+        "metadata": {"name": name}, "spec": {"name": name, "deletionPolicy": "Delete"}
+    })
+}
+
+#[tokio::test]
+async fn drift_is_repaired_app_deleted_outside_and_secret_edited_or_deleted() {
+    let h = Harness::start_with(
+        "drift",
+        OperatorOptions {
+            resync: Duration::from_secs(2),
+            ..Default::default()
+        },
+    )
+    .await;
+    h.create::<SmoochApp>(app("shop")).await;
+    let first = h
+        .wait_ready::<SmoochApp>("shop")
+        .await
+        .status
+        .unwrap()
+        .app_id
+        .unwrap();
+
+    // Deleted in Smooch: the periodic resync creates it again and fixes the Secret.
+    h.smooch().delete_app(&first).await.unwrap();
+    let again = h
+        .wait_for::<SmoochApp>("shop", "re-created", |a| {
+            a.status
+                .as_ref()
+                .and_then(|s| s.app_id.as_ref())
+                .is_some_and(|id| *id != first)
+        })
+        .await
+        .status
+        .unwrap()
+        .app_id
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while secret_value(&h.secret("shop-app").await.unwrap(), "appId") != again {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Secret never followed the new app"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Edited by hand: restored (the owned-Secret watch wakes the app).
+    h.api::<Secret>()
+        .patch(
+            "shop-app",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"appToken": "tampered"}})),
+        )
+        .await
+        .unwrap();
+    let token = h.smooch().get_app(&again).await.unwrap().app_token;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while secret_value(&h.secret("shop-app").await.unwrap(), "appToken") != token.expose() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "edited Secret never restored"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Deleted by hand: written again.
+    h.api::<Secret>()
+        .delete("shop-app", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while h.secret("shop-app").await.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "deleted Secret never restored"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn adopts_an_existing_app_by_annotation_without_creating_one() {
+    let h = Harness::start("adopt").await;
+    let existing = h
+        .smooch()
+        .create_app(&AppParams {
+            name: Some("Legacy".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut manifest = app("legacy");
+    manifest["metadata"]["annotations"] = json!({"smooch-operator.io/external-id": existing.id});
+    manifest["spec"]["name"] = json!("Legacy");
+    h.create::<SmoochApp>(manifest).await;
+    let adopted = h.wait_ready::<SmoochApp>("legacy").await;
+    assert_eq!(
+        adopted.status.unwrap().app_id.as_deref(),
+        Some(existing.id.as_str())
+    );
+    assert_eq!(
+        h.requests().routes.get("POST /v1/apps").copied(),
+        Some(1),
+        "only the test's own create"
+    );
+    let events: Api<Event> = h.api();
+    let reasons: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(reasons.iter().any(|r| r == "Adopted"), "{reasons:?}");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn paused_resources_make_no_calls_until_unpaused() {
+    let h = Harness::start("pause").await;
+    let mut manifest = app("quiet");
+    manifest["metadata"]["annotations"] = json!({"smooch-operator.io/paused": "true"});
+    h.create::<SmoochApp>(manifest).await;
+    let paused = h
+        .wait_for::<SmoochApp>("quiet", "paused", |a| {
+            condition(a, "Synced").is_some_and(|c| c.1 == "ReconcilePaused")
+        })
+        .await;
+    assert!(paused.status.unwrap().app_id.is_none());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.requests().total, 0, "a paused resource calls Smooch");
+
+    h.api::<SmoochApp>()
+        .patch(
+            "quiet",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"smooch-operator.io/paused": null}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    h.wait_ready::<SmoochApp>("quiet").await;
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn missing_credentials_then_created_proceeds_without_restart() {
+    let h = Harness::start("creds").await;
+    h.api::<Secret>()
+        .delete(CREDENTIALS_SECRET, &DeleteParams::default())
+        .await
+        .unwrap();
+    h.create::<SmoochApp>(app("shop")).await;
+    let waiting = h
+        .wait_for::<SmoochApp>("shop", "waiting for credentials", |a| {
+            condition(a, "Ready").is_some_and(|c| c.1 == "CredentialsMissing")
+        })
+        .await;
+    let message = condition(&waiting, "Ready").unwrap().2;
+    assert!(message.contains(CREDENTIALS_SECRET), "{message}");
+    assert!(!message.contains(h.emulator.maker_secret().expose()));
+    h.put_secret(
+        CREDENTIALS_SECRET,
+        &[
+            ("keyId", h.emulator.maker_key_id()),
+            ("secret", h.emulator.maker_secret().expose()),
+        ],
+    )
+    .await;
+    h.wait_ready::<SmoochApp>("shop").await;
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn rejected_app_maker_credentials_show_in_the_condition_without_a_hot_loop() {
+    let h = Harness::start("badcreds").await;
+    h.put_secret(
+        CREDENTIALS_SECRET,
+        &[
+            ("keyId", h.emulator.maker_key_id()),
+            ("secret", "not-the-secret"),
+        ],
+    )
+    .await;
+    h.create::<SmoochApp>(app("shop")).await;
+    let failed = h
+        .wait_for::<SmoochApp>("shop", "unauthorized", |a| {
+            condition(a, "Synced").is_some_and(|c| c.1 == "SmoochUnauthorized")
+        })
+        .await;
+    let (_, _, message) = condition(&failed, "Ready").unwrap();
+    assert!(message.contains("401"), "{message}");
+    assert!(!message.contains("not-the-secret"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The first reconcile lists apps to look for an earlier create; it gets
+    // 401 and stops. No retry before the (5 minute) permanent-error delay.
+    let calls = h.requests().total;
+    assert!(calls <= 2, "{calls} calls in 3 s: hot loop");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_secret_that_is_not_ours_is_never_overwritten() {
+    let h = Harness::start("conflict").await;
+    h.put_secret("shop-app", &[("appId", "someone-elses")])
+        .await;
+    h.create::<SmoochApp>(app("shop")).await;
+    let blocked = h
+        .wait_for::<SmoochApp>("shop", "conflicted", |a| {
+            condition(a, "Synced").is_some_and(|c| c.1 == "SecretConflict")
+        })
+        .await;
+    assert!(
+        condition(&blocked, "Synced")
+            .unwrap()
+            .2
+            .contains("shop-app")
+    );
+    assert_eq!(
+        secret_value(&h.secret("shop-app").await.unwrap(), "appId"),
+        "someone-elses"
+    );
+    h.finish().await;
+}
+
+/// resourceVersion of every object in the namespace the operator writes.
+async fn versions(h: &Harness) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let lp = ListParams::default();
+    for a in h.api::<SmoochApp>().list(&lp).await.unwrap() {
+        out.insert(
+            format!("app/{}", a.name_any()),
+            a.resource_version().unwrap(),
+        );
+    }
+    for k in h.api::<SmoochKey>().list(&lp).await.unwrap() {
+        out.insert(
+            format!("key/{}", k.name_any()),
+            k.resource_version().unwrap(),
+        );
+    }
+    for w in h.api::<SmoochWebhook>().list(&lp).await.unwrap() {
+        out.insert(
+            format!("hook/{}", w.name_any()),
+            w.resource_version().unwrap(),
+        );
+    }
+    for s in h.api::<Secret>().list(&lp).await.unwrap() {
+        out.insert(
+            format!("secret/{}", s.name_any()),
+            s.resource_version().unwrap(),
+        );
+    }
+    let events = h.api::<Event>().list(&lp).await.unwrap().items.len();
+    out.insert("events".into(), events.to_string());
+    out
+}
+
+#[tokio::test]
+async fn resyncs_with_nothing_to_change_write_nothing() {
+    let h = Harness::start_with(
+        "noop",
+        OperatorOptions {
+            resync: Duration::from_secs(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    h.create::<SmoochApp>(app("shop")).await;
+    h.wait_ready::<SmoochApp>("shop").await;
+    h.create::<SmoochKey>(
+        json!({"apiVersion": "smooch-operator.io/v1alpha1", "kind": "SmoochKey",
+        "metadata": {"name": "k"}, "spec": {"appRef": {"name": "shop"}}}),
+    )
+    .await;
+    h.create::<SmoochWebhook>(json!({"apiVersion": "smooch-operator.io/v1alpha1", "kind": "SmoochWebhook",
+        "metadata": {"name": "w"}, "spec": {"appRef": {"name": "shop"}, "target": "https://example.com/h"}}))
+        .await;
+    h.wait_ready::<SmoochKey>("k").await;
+    h.wait_ready::<SmoochWebhook>("w").await;
+    // Let the first follow-up reconciles settle, then measure several resyncs.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = versions(&h).await;
+    let writes_before = h.requests().writes;
+    let reads_before = h.requests().reads;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = versions(&h).await;
+    let requests = h.requests();
+    assert!(requests.reads > reads_before, "resyncs did observe Smooch");
+    assert_eq!(
+        requests.writes, writes_before,
+        "Smooch writes during no-op resyncs"
+    );
+    assert_eq!(before, after, "Kubernetes writes during no-op resyncs");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn the_committed_crds_are_the_generated_ones() {
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/crds.yaml")).unwrap();
+    assert_eq!(
+        committed,
+        smooch_operator::resources::crds_yaml(),
+        "crds/crds.yaml is stale: run `cargo run --bin crdgen crds/crds.yaml`"
+    );
+}
+
+#[tokio::test]
+async fn secret_keys_in_status_events_and_metrics_never_appear() {
+    let h = Harness::start("noleak").await;
+    h.create::<SmoochApp>(app("shop")).await;
+    h.wait_ready::<SmoochApp>("shop").await;
+    h.create::<SmoochKey>(
+        json!({"apiVersion": "smooch-operator.io/v1alpha1", "kind": "SmoochKey",
+        "metadata": {"name": "k"}, "spec": {"appRef": {"name": "shop"}}}),
+    )
+    .await;
+    h.wait_ready::<SmoochKey>("k").await;
+    let secret = h.secret("k-key").await.unwrap();
+    let key_secret = secret_value(&secret, "secret");
+    let jwt = secret_value(&secret, "jwt");
+    let app_token = secret_value(&h.secret("shop-app").await.unwrap(), "appToken");
+    let lp = ListParams::default();
+    let mut visible =
+        serde_json::to_string(&h.api::<SmoochApp>().list(&lp).await.unwrap().items).unwrap();
+    visible +=
+        &serde_json::to_string(&h.api::<SmoochKey>().list(&lp).await.unwrap().items).unwrap();
+    visible += &serde_json::to_string(&h.api::<Event>().list(&lp).await.unwrap().items).unwrap();
+    visible += &h.operator.as_ref().unwrap().metrics.render();
+    for secret_text in [
+        &key_secret,
+        &jwt,
+        &app_token,
+        &h.emulator.maker_secret().expose().to_string(),
+    ] {
+        assert!(
+            !visible.contains(secret_text.as_str()),
+            "a secret value is visible"
+        );
+    }
+    h.finish().await;
+}
