@@ -153,7 +153,8 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cli.metrics_addr)
         .await
         .with_context(|| format!("cannot listen on {}", cli.metrics_addr))?;
-    tracing::info!(addr = %cli.metrics_addr, smooch = %cli.smooch_url, "smooch-operator starting");
+    let bound = listener.local_addr().unwrap_or(cli.metrics_addr);
+    tracing::info!(metrics = %bound, smooch = %cli.smooch_url, "smooch-operator starting");
 
     let shutdown = shutdown_signal().shared();
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone());
