@@ -194,6 +194,42 @@ async fn missing_credentials_then_created_proceeds_without_restart() {
 }
 
 #[tokio::test]
+async fn default_credentials_in_the_operator_namespace_are_watched_too() {
+    let client = support::kube_client().await;
+    let operator_ns = support::namespace(&client, "operator-home").await;
+    let h = Harness::start_with(
+        "creds-elsewhere",
+        OperatorOptions {
+            operator_namespace: Some(operator_ns.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    h.create::<SmoochApp>(app("shop")).await;
+    h.wait_for::<SmoochApp>("shop", "waiting for credentials", |a| {
+        condition(a, "Ready")
+            .is_some_and(|c| c.1 == "CredentialsMissing" && c.2.contains(&operator_ns))
+    })
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), &operator_ns);
+    let creds: Secret = serde_json::from_value(json!({
+        "metadata": {"name": CREDENTIALS_SECRET},
+        "stringData": {"keyId": h.emulator.maker_key_id(), "secret": h.emulator.maker_secret().expose()}
+    }))
+    .unwrap();
+    secrets.create(&Default::default(), &creds).await.unwrap();
+    // Well under the 30 s fallback retry: the Secret's creation woke the app.
+    let started = std::time::Instant::now();
+    h.wait_ready::<SmoochApp>("shop").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
 async fn rejected_app_maker_credentials_show_in_the_condition_without_a_hot_loop() {
     let h = Harness::start("badcreds").await;
     h.put_secret(

@@ -109,6 +109,19 @@ fn apps(
     .touched_objects()
 }
 
+fn default_credentials(
+    ctx: &Context,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
+{
+    let settings = &ctx.settings;
+    let api: Api<PartialObjectMeta<Secret>> =
+        Api::namespaced(ctx.client.clone(), &settings.operator_namespace);
+    let selector = format!("metadata.name={}", settings.default_credentials_secret);
+    watcher(api, watcher::Config::default().fields(&selector))
+        .default_backoff()
+        .touched_objects()
+}
+
 /// The primary stream of a kind, cached in a store, filtered to changes that matter.
 fn primary<K: Managed>(
     scope: &Scope,
@@ -162,20 +175,29 @@ pub async fn run(
     for scope in scopes {
         // SmoochApp: owns its Secret; wakes on its credentials Secret.
         let (reader, stream) = primary::<SmoochApp>(&scope, &ctx, readiness.clone());
-        let store = reader.clone();
-        let cred_ctx = ctx.clone();
+        let users_of_credentials = {
+            let store = reader.clone();
+            let ctx = ctx.clone();
+            move |secret: PartialObjectMeta<Secret>| {
+                let key = (secret.namespace().unwrap_or_default(), secret.name_any());
+                store
+                    .state()
+                    .iter()
+                    .filter(|a| credentials::source_of(a, &ctx) == key)
+                    .map(|a| ObjectRef::from_obj(a.as_ref()))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let mut controller = Controller::for_stream(stream, reader)
+            .owns_stream(owned_secrets(&scope, &ctx, "SmoochApp"))
+            .watches_stream(all_secrets(&scope, &ctx), users_of_credentials.clone());
+        // The default credentials Secret lives in the operator's namespace,
+        // which a namespaced scope does not see.
+        if matches!(&scope, Scope::Namespace(ns) if *ns != ctx.settings.operator_namespace) {
+            controller = controller.watches_stream(default_credentials(&ctx), users_of_credentials);
+        }
         runs.push(
-            Controller::for_stream(stream, reader)
-                .owns_stream(owned_secrets(&scope, &ctx, "SmoochApp"))
-                .watches_stream(all_secrets(&scope, &ctx), move |secret| {
-                    let key = (secret.namespace().unwrap_or_default(), secret.name_any());
-                    store
-                        .state()
-                        .iter()
-                        .filter(|a| credentials::source_of(a, &cred_ctx) == key)
-                        .map(|a| ObjectRef::from_obj(a.as_ref()))
-                        .collect::<Vec<_>>()
-                })
+            controller
                 .with_config(config.clone())
                 .graceful_shutdown_on(shutdown.clone())
                 .run(

@@ -78,6 +78,8 @@ pub async fn namespace(client: &Client, prefix: &str) -> String {
 }
 
 pub struct OperatorOptions {
+    /// Where the default credentials live; default: the test namespace.
+    pub operator_namespace: Option<String>,
     pub resync: Duration,
     pub permanent_error_retry: Duration,
     pub smooch_concurrency: usize,
@@ -86,6 +88,7 @@ pub struct OperatorOptions {
 impl Default for OperatorOptions {
     fn default() -> Self {
         OperatorOptions {
+            operator_namespace: None,
             resync: Duration::from_secs(600),
             permanent_error_retry: Duration::from_secs(300),
             smooch_concurrency: 16,
@@ -159,7 +162,10 @@ impl Harness {
 
     pub fn operator_settings(&self, options: &OperatorOptions) -> Settings {
         Settings {
-            operator_namespace: self.ns.clone(),
+            operator_namespace: options
+                .operator_namespace
+                .clone()
+                .unwrap_or_else(|| self.ns.clone()),
             default_credentials_secret: CREDENTIALS_SECRET.into(),
             resync_period: options.resync,
             dependency_retry: Duration::from_secs(30),
