@@ -28,12 +28,12 @@ export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false"
 
 log() { echo "controlplane: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-now() { echo "${EPOCHREALTIME/./}"; }                  # microseconds
+now() { echo "${EPOCHREALTIME//[!0-9]/}"; }            # microseconds (locale-proof)
 since() { local d=$(($(now) - $1)); printf '%d.%01ds' $((d / 1000000)) $((d % 1000000 / 100000)); }
 
 # versions.env is the single source of truth; fail loudly if a go.mod disagrees.
 load_versions() {
-  # shellcheck source=../tests/controlplane/versions.env
+  # shellcheck disable=SC1091 # defines KUBE_VERSION, ETCD_VERSION, HELM_VERSION
   source "$CP_DIR/versions.env"
   local staging="v0.${KUBE_VERSION#v1.}" bad=0 line
   grep -Eq "^(require)?\s*k8s.io/kubernetes $KUBE_VERSION\$" "$CP_DIR/go.mod" ||
@@ -51,9 +51,10 @@ load_versions() {
 
 # <versions>-<hash of everything that determines the binaries>.
 cache_key() {
-  local h
+  local h gover
+  gover=$("$GO" env GOVERSION) || die "no Go toolchain at '$GO' (set GO=/path/to/go)"
   h=$(cd "$CP_DIR" && {
-    echo "rev=$BUILD_REV go=$("$GO" env GOVERSION)"
+    echo "rev=$BUILD_REV go=$gover"
     find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum -o -name versions.env \) -print0 |
       sort -z | xargs -0 sha256sum
   } | sha256sum | cut -c1-12)
@@ -72,7 +73,7 @@ cmd_build() {
     mkdir -p "$CACHE_ROOT"
     # Parallel test jobs may all call build; only one compiles, the others wait.
     exec 9>"$CACHE_ROOT/.build.lock"
-    log "waiting for build lock"; flock 9
+    flock -n 9 || { log "another build is running; waiting for it"; flock 9; }
   fi
   if have_all "$bin"; then
     log "binaries cached in $bin"
@@ -84,8 +85,8 @@ cmd_build() {
   # interrupted build never leaves a half-filled cache entry.
   tmp=$(mktemp -d "$CACHE_ROOT/.tmp-$key.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
-  mkdir "$tmp/bin"
-  log "building $key with $("$GO" env GOVERSION) (cold: ~20-30 min on 2 cores)"
+  chmod 755 "$tmp"; mkdir "$tmp/bin"
+  log "building $key with $("$GO" env GOVERSION) (cold: ~10 min on 2 cores)"
   local v=${KUBE_VERSION#v} kube_ld="-s -w" p
   # Same version stamping as upstream hack/lib/version.sh, so `kubectl version` is truthful.
   for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
@@ -118,6 +119,234 @@ cmd_bin_dir() {
   local bin; bin=$(bin_dir)
   have_all "$bin" || die "not built yet: run hack/controlplane.sh build"
   echo "$bin"
+}
+
+# ---------------------------------------------------------------- start/stop
+
+# Random free port below the kernel's ephemeral range (32768+), so it cannot
+# collide with outgoing connections; result in REPLY (no subshell, so the
+# "already picked" list survives).
+PICKED=" "
+free_port() {
+  local p i
+  for ((i = 0; i < 200; i++)); do
+    p=$((10000 + RANDOM % 22000))
+    [[ $PICKED == *" $p "* ]] && continue
+    # Connection refused => nobody listens on it.
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then PICKED+="$p "; REPLY=$p; return; fi
+  done
+  die "no free loopback port found"
+}
+
+# Throwaway PKI for one run (EC P-256: instant to generate, accepted by
+# kube-apiserver, Go, rustls and openssl clients).
+gen_pki() {
+  local d=$1
+  ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+  sign() { # <name> <subject> <extensions>
+    ec "$d/$1.key"
+    openssl req -new -key "$d/$1.key" -subj "$2" -out "$d/$1.csr"
+    openssl x509 -req -in "$d/$1.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -set_serial "0x$(openssl rand -hex 8)" \
+      -days 7 -out "$d/$1.crt" -extfile <(printf '%s\n' "basicConstraints=critical,CA:FALSE" \
+        "keyUsage=critical,digitalSignature,keyEncipherment" "subjectKeyIdentifier=hash" \
+        "authorityKeyIdentifier=keyid" "$3") 2>/dev/null
+    rm "$d/$1.csr"
+  }
+  ec "$d/ca.key"
+  openssl req -x509 -new -key "$d/ca.key" -subj "/CN=smooch-test-ca" -days 7 -out "$d/ca.crt" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+  sign apiserver "/CN=kube-apiserver" "extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  sign admin "/O=system:masters/CN=admin" "extendedKeyUsage=clientAuth"
+  ec "$d/sa.key"
+  openssl pkey -in "$d/sa.key" -pubout -out "$d/sa.pub"
+  chmod 600 "$d"/*.key
+}
+
+# Start a component in its own session/process group (so stop can kill the
+# whole group and the caller's Ctrl-C does not hit it), detached from the
+# caller's stdio (so `$(controlplane.sh start ...)` returns).
+spawn() { # <name> <cmd...>
+  local name=$1; shift
+  setsid "$@" </dev/null >>"$RUN/logs/$name.log" 2>&1 &
+  echo "$name $!" >>"$RUN/pids"
+}
+
+# Poll an URL with the admin client cert until it answers "ok".
+wait_ok() { # <name> <pid> <url> <timeout-seconds>
+  local deadline=$((SECONDS + $4))
+  until [[ $(curl -sS --max-time 2 --cacert "$RUN/pki/ca.crt" --cert "$RUN/pki/admin.crt" \
+    --key "$RUN/pki/admin.key" "$3" 2>/dev/null) == ok ]]; do
+    if ! kill -0 "$2" 2>/dev/null || ((SECONDS >= deadline)); then
+      log "$1 did not become ready ($3); last log lines:"
+      tail -n 30 "$RUN/logs/$1.log" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+
+cmd_start() {
+  local parent_pid=""
+  RUN=${1:?usage: start <run-dir> [--parent-pid PID]}; shift
+  [[ ${1:-} == --parent-pid ]] && parent_pid=${2:?--parent-pid needs a PID}
+  local bin t0
+  bin=$(cmd_build | tail -n 1)
+  t0=$(now)
+  if [[ -e $RUN ]] && [[ -n $(ls -A "$RUN") ]]; then die "$RUN exists and is not empty"; fi
+  mkdir -p "$RUN"
+  RUN=$(cd "$RUN" && pwd)
+  touch "$RUN/.smooch-controlplane"          # stop only deletes dirs carrying this marker
+  mkdir -p "$RUN/logs" "$RUN/pki" "$RUN/etcd"
+  chmod 700 "$RUN/pki" "$RUN/etcd"
+  # If anything below fails, kill what was started; the logs stay for inspection
+  # (the caller's `stop` removes them).
+  trap 'rc=$?; if ((rc)); then log "start failed; logs in $RUN/logs"; stop_processes "$RUN"; fi' EXIT
+
+  gen_pki "$RUN/pki"
+  local etcd_port peer_port api_port kcm_port
+  free_port; etcd_port=$REPLY; free_port; peer_port=$REPLY
+  free_port; api_port=$REPLY; free_port; kcm_port=$REPLY
+  echo "$etcd_port $peer_port $api_port $kcm_port" >"$RUN/ports"
+
+  if [[ -n $parent_pid ]]; then spawn watchdog bash "$0" _watchdog "$RUN" "$parent_pid"; fi
+
+  # etcd over plain HTTP, loopback only, like envtest; fsync off: test data is disposable.
+  spawn etcd "$bin/etcd" --name=smooch --data-dir="$RUN/etcd" \
+    --listen-client-urls="http://127.0.0.1:$etcd_port" --advertise-client-urls="http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls="http://127.0.0.1:$peer_port" --initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
+    --initial-cluster="smooch=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level=warn
+
+  local sa_issuer=https://kubernetes.default.svc.cluster.local
+  spawn kube-apiserver "$bin/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$etcd_port" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \
+    --tls-cert-file="$RUN/pki/apiserver.crt" --tls-private-key-file="$RUN/pki/apiserver.key" \
+    --client-ca-file="$RUN/pki/ca.crt" --authorization-mode=Node,RBAC \
+    --service-account-issuer="$sa_issuer" --api-audiences="$sa_issuer" \
+    --service-account-key-file="$RUN/pki/sa.pub" --service-account-signing-key-file="$RUN/pki/sa.key" \
+    --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true --profiling=false
+  wait_ok kube-apiserver "$(awk '$1 == "kube-apiserver" {print $2}' "$RUN/pids")" \
+    "https://127.0.0.1:$api_port/readyz" "${CONTROLPLANE_READY_TIMEOUT:-90}"
+  log "kube-apiserver ready on https://127.0.0.1:$api_port after $(since "$t0")"
+
+  # Self-contained admin kubeconfig (certs embedded, so it can be copied around).
+  cat >"$RUN/kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: smooch-test
+  cluster:
+    server: https://127.0.0.1:$api_port
+    certificate-authority-data: $(base64 -w0 "$RUN/pki/ca.crt")
+users:
+- name: admin
+  user:
+    client-certificate-data: $(base64 -w0 "$RUN/pki/admin.crt")
+    client-key-data: $(base64 -w0 "$RUN/pki/admin.key")
+contexts:
+- name: smooch-test
+  context: {cluster: smooch-test, user: admin}
+current-context: smooch-test
+KUBECONFIG
+  chmod 600 "$RUN/kubeconfig"
+
+  # All default controllers (incl. garbagecollector, namespace, serviceaccount,
+  # serviceaccount-token, deployment/replicaset...) unless overridden.
+  spawn kube-controller-manager "$bin/kube-controller-manager" \
+    --kubeconfig="$RUN/kubeconfig" --authentication-kubeconfig="$RUN/kubeconfig" \
+    --authorization-kubeconfig="$RUN/kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$kcm_port" --cert-dir="$RUN/pki/kcm" \
+    --controllers="${CONTROLPLANE_KCM_CONTROLLERS:-*}" --leader-elect=false \
+    --service-account-private-key-file="$RUN/pki/sa.key" --root-ca-file="$RUN/pki/ca.crt" \
+    --service-cluster-ip-range=10.0.0.0/24 --profiling=false
+  # The `default` ServiceAccount in `default` appears once the controllers run:
+  # waiting for it means tests can create Pods right away.
+  local deadline=$((SECONDS + 60))
+  until "$bin/kubectl" --kubeconfig="$RUN/kubeconfig" -n default get serviceaccount default >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      log "kube-controller-manager did not create the default ServiceAccount; last log lines:"
+      tail -n 30 "$RUN/logs/kube-controller-manager.log" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+  trap - EXIT
+
+  printf 'KUBECONFIG=%s\nCONTROLPLANE_BIN_DIR=%s\nAPISERVER_URL=https://127.0.0.1:%s\n' \
+    "$RUN/kubeconfig" "$bin" "$api_port" >"$RUN/env"
+  log "control plane up in $(since "$t0") (run dir $RUN)"
+  echo "export KUBECONFIG=$RUN/kubeconfig"
+  echo "export CONTROLPLANE_BIN_DIR=$bin"
+}
+
+# TERM the given process groups, KILL whatever is left after the grace period,
+# then wait until they are gone (they are not our children, so poll).
+term_wait() {
+  local pid i alive
+  for pid in "$@"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
+  for ((i = 0; i < ${CONTROLPLANE_STOP_GRACE:-10} * 10; i++)); do
+    alive=0
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || return 0
+    sleep 0.1
+  done
+  log "still running after TERM, sending KILL: $*"
+  for pid in "$@"; do kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; done
+  for ((i = 0; i < 50; i++)); do
+    alive=0
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || return 0
+    sleep 0.1
+  done
+}
+
+# Stop the clients of etcd first and etcd last: an apiserver whose etcd
+# vanished hangs in shutdown, and etcd waits for its clients (~2s+3s total).
+stop_processes() {
+  local run=$1 name pid clients=() etcd=()
+  [[ -f $run/pids ]] || return 0
+  while read -r name pid; do
+    [[ $pid == "$$" ]] && continue                # the watchdog stopping us
+    # Guard against pid reuse: only touch processes that reference this run dir.
+    grep -qF "$run" "/proc/$pid/cmdline" 2>/dev/null || continue
+    if [[ $name == etcd ]]; then etcd+=("$pid"); else clients+=("$pid"); fi
+  done <"$run/pids"
+  ((${#clients[@]} == 0)) || term_wait "${clients[@]}"
+  ((${#etcd[@]} == 0)) || term_wait "${etcd[@]}"
+  : >"$run/pids"
+}
+
+cmd_stop() {
+  local run=${1:?usage: stop <run-dir>} port
+  [[ -d $run ]] || return 0                       # already stopped: idempotent
+  run=$(cd "$run" && pwd)
+  [[ -f $run/.smooch-controlplane ]] || die "$run is not a control plane run dir; not touching it"
+  stop_processes "$run"
+  if [[ -f $run/ports ]]; then
+    for port in $(<"$run/ports"); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then log "WARNING: port $port still in use"; fi
+    done
+  fi
+  rm -rf "$run"
+  log "stopped and removed $run"
+}
+
+# Stops the control plane when the parent dies (even by kill -9).
+cmd_watchdog() {
+  local run=$1 ppid=$2
+  while kill -0 "$ppid" 2>/dev/null && [[ -d $run ]]; do sleep 1; done
+  log "parent $ppid is gone; stopping $run"
+  cmd_stop "$run"
+}
+
+cmd_up() {
+  local run=${1:-$(mktemp -d /tmp/smooch-cp.XXXXXX)}
+  cmd_start "$run" --parent-pid $$   # the watchdog covers `kill -9` of this shell
+  trap 'cmd_stop "$run"' EXIT   # after start: start clears its own EXIT trap
+  trap 'exit 130' INT TERM
+  log "running; Ctrl-C to stop"
+  while :; do sleep 1; done   # short sleeps: the INT trap runs within a second
 }
 
 main() {
