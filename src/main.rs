@@ -79,6 +79,24 @@ struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "LOG_JSON", default_value_t = false)]
     log_json: bool,
+    /// Run only while holding a coordination Lease, so that several replicas
+    /// can run safely (one reconciles, the others stand by).
+    #[arg(long, env = "LEADER_ELECT", default_value_t = false)]
+    leader_elect: bool,
+    /// Name of the Lease (in the operator's namespace).
+    #[arg(
+        long,
+        env = "LEADER_ELECTION_LEASE_NAME",
+        default_value = "smooch-operator-leader"
+    )]
+    leader_election_lease_name: String,
+    /// How long a Lease is valid without renewal, in seconds: the longest a
+    /// dead leader blocks a standby.
+    #[arg(long, env = "LEADER_ELECTION_LEASE_SECONDS", default_value_t = 15)]
+    leader_election_lease_seconds: u64,
+    /// This replica's identity in the Lease; defaults to the Pod name.
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -158,6 +176,64 @@ async fn main() -> anyhow::Result<()> {
 
     let shutdown = shutdown_signal().shared();
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone());
+    let server = tokio::spawn(async move { server.await });
+
+    // With leader election: stand by until this replica holds the Lease;
+    // stop reconciling (and exit, to be restarted) if it is lost.
+    let mut leadership = None;
+    if cli.leader_elect {
+        let identity = cli
+            .identity
+            .clone()
+            .unwrap_or_else(|| format!("smooch-operator-{:08x}", rand::random::<u32>()));
+        let manager = LeaseManagerBuilder::new(ctx.client.clone(), &cli.leader_election_lease_name)
+            .with_namespace(&cli.operator_namespace)
+            .with_identity(&identity)
+            .with_duration(cli.leader_election_lease_seconds)
+            .with_grace(cli.leader_election_lease_seconds / 3)
+            .with_field_manager("smooch-operator")
+            .with_create_mode(LeaseCreateMode::AutoCreate)
+            .build()
+            .await
+            .context("leader election setup")?;
+        let (mut is_leader, task) = manager.watch().await;
+        readiness.set_standby(true);
+        tracing::info!(%identity, lease = %cli.leader_election_lease_name, "waiting to become the leader");
+        let became_leader = tokio::select! {
+            won = is_leader.wait_for(|leader| *leader) => won.is_ok(),
+            _ = shutdown.clone() => false,
+        };
+        if !became_leader {
+            drop(is_leader);
+            let _ = task.await;
+            return Ok(());
+        }
+        readiness.set_standby(false);
+        tracing::info!(%identity, "became the leader");
+        leadership = Some((is_leader, task));
+    }
+    let lost_leadership = {
+        let mut watch = leadership.as_ref().map(|(rx, _)| rx.clone());
+        async move {
+            match watch.as_mut() {
+                Some(rx) => {
+                    let _ = rx.wait_for(|leader| !*leader).await;
+                    tracing::error!("lost the leader lease; stopping");
+                }
+                None => futures::future::pending::<()>().await,
+            }
+        }
+    };
+    let stop = {
+        let shutdown = shutdown.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = lost_leadership => {}
+            }
+        }
+        .shared()
+    };
     let scopes: Vec<Scope> = {
         let named: Vec<Scope> = cli
             .watch_namespaces
@@ -171,14 +247,23 @@ async fn main() -> anyhow::Result<()> {
             named
         }
     };
-    let controllers = controllers::run(ctx, scopes, cli.reconcile_concurrency, readiness, shutdown);
-    let (served, ()) = tokio::join!(server, controllers);
-    served.context("health/metrics server")?;
+    controllers::run(ctx, scopes, cli.reconcile_concurrency, readiness, stop).await;
+    let lost = leadership.as_ref().is_some_and(|(rx, _)| !*rx.borrow());
+    if let Some((is_leader, task)) = leadership {
+        // Closing the channel makes the lease task release the Lease.
+        drop(is_leader);
+        let _ = task.await;
+    }
+    if lost {
+        anyhow::bail!("lost the leader lease");
+    }
+    server.abort();
     tracing::info!("smooch-operator stopped");
     Ok(())
 }
 
 use futures::FutureExt;
+use kube_lease_manager::{LeaseCreateMode, LeaseManagerBuilder};
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -18,7 +18,7 @@ use kube::{Resource, ResourceExt};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Which namespaces to watch.
 #[derive(Clone, Debug)]
@@ -39,16 +39,23 @@ impl Scope {
     }
 }
 
-/// Counts caches that have finished their first list; readiness waits for all.
+/// Counts caches that have finished their first list; readiness waits for
+/// all. A standby replica (waiting for the leader Lease) is ready too: it is
+/// healthy and can take over.
 #[derive(Default)]
 pub struct Readiness {
     pending: AtomicUsize,
     total: AtomicUsize,
+    standby: AtomicBool,
 }
 
 impl Readiness {
     pub fn is_ready(&self) -> bool {
-        self.total.load(Ordering::SeqCst) > 0 && self.pending.load(Ordering::SeqCst) == 0
+        self.standby.load(Ordering::SeqCst)
+            || (self.total.load(Ordering::SeqCst) > 0 && self.pending.load(Ordering::SeqCst) == 0)
+    }
+    pub fn set_standby(&self, standby: bool) {
+        self.standby.store(standby, Ordering::SeqCst);
     }
     fn register(&self) {
         self.total.fetch_add(1, Ordering::SeqCst);
