@@ -410,3 +410,56 @@ impl Harness {
         true
     }
 }
+
+/// The operator binary as a child process (for crash and failover tests);
+/// killed when dropped, even if the test panics.
+pub struct OperatorProcess {
+    pub child: std::process::Child,
+    pub log: std::path::PathBuf,
+}
+
+impl OperatorProcess {
+    /// SIGKILL: no cleanup, no lease release, like a crashed node.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+impl Harness {
+    /// Starts `target/.../smooch-operator` against this harness's emulator,
+    /// watching the test namespace, with extra flags.
+    pub fn spawn_operator_process(&self, name: &str, extra: &[&str]) -> OperatorProcess {
+        let log = std::env::temp_dir().join(format!("{}-{name}.log", self.ns));
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_smooch-operator"))
+            .args([
+                "--smooch-url",
+                self.emulator.base_url(),
+                "--operator-namespace",
+                &self.ns,
+                "--watch-namespaces",
+                &self.ns,
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--log-level",
+                "info,kube_lease_manager=debug",
+            ])
+            .args(extra)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("operator binary starts");
+        OperatorProcess { child, log }
+    }
+}
