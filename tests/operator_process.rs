@@ -75,3 +75,75 @@ async fn one_leader_reconciles_and_a_standby_takes_over_when_it_dies() {
     drop((a, b));
     h.finish().await;
 }
+
+/// The metrics address the process logged at start-up.
+async fn metrics_addr(op: &support::OperatorProcess) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = op.log_text();
+        if let Some(line) = log.lines().find(|l| l.contains("smooch-operator starting")) {
+            let v: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
+            return v["metrics"].as_str().expect("metrics field").to_string();
+        }
+        assert!(Instant::now() < deadline, "operator never started:\n{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn health_metrics_json_logs_and_graceful_sigterm() {
+    let h = Harness::without_operator("runtime").await;
+    let mut op = h.spawn_operator_process(
+        "rt",
+        &["--log-json", "--leader-elect", "--identity", "solo"],
+    );
+    let addr = metrics_addr(&op).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("http://{addr}{path}")).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+
+    h.create::<SmoochApp>(app("observed")).await;
+    h.wait_ready::<SmoochApp>("observed").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get("/readyz").await.unwrap().status() != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    for needle in [
+        r#"smooch_operator_reconciles_total{kind="SmoochApp"}"#,
+        r#"smooch_operator_smooch_api_calls_total{method="POST",route="/apps",status="201"} 1"#,
+        r#"smooch_operator_reconcile_duration_seconds_bucket{le="#,
+        r#"smooch_operator_kubernetes_writes_total{kind="SmoochApp",object="status"}"#,
+    ] {
+        assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
+    }
+    // Every log line is JSON, and none holds the app-maker secret.
+    let log = op.log_text();
+    for line in log.lines().filter(|l| !l.is_empty()) {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|_| panic!("not JSON: {line}"));
+    }
+    assert!(!log.contains(h.emulator.maker_secret().expose()));
+
+    // SIGTERM: in-flight work finishes, the lease is released, exit 0.
+    let pid = op.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = op.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(holder(&h).await, None, "lease released on shutdown");
+    h.finish().await;
+}

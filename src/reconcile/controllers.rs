@@ -140,14 +140,17 @@ fn primary<K: Managed>(
 ) {
     let (reader, writer) = reflector::store();
     readiness.register();
-    let waiter = reader.clone();
-    tokio::spawn(async move {
-        if waiter.wait_until_ready().await.is_ok() {
-            readiness.synced();
-        }
-    });
+    // Counted off at the end of the first list. (A task awaiting
+    // Store::wait_until_ready beside the controller never resolved with kube 5.0.)
+    let mut first_list = true;
     let stream = watcher(scope.api::<K>(&ctx.client), watcher::Config::default())
         .default_backoff()
+        .inspect(move |event| {
+            if first_list && matches!(event, Ok(watcher::Event::InitDone)) {
+                first_list = false;
+                readiness.synced();
+            }
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(reconcile_worthy::<K>, Default::default());
