@@ -147,3 +147,78 @@ async fn health_metrics_json_logs_and_graceful_sigterm() {
     assert_eq!(holder(&h).await, None, "lease released on shutdown");
     h.finish().await;
 }
+
+/// Smooch apps tagged with this resource's uid.
+async fn tagged_apps(h: &Harness, uid: &str) -> usize {
+    h.emulator
+        .state()
+        .read(|store| {
+            store
+                .snapshot()
+                .apps
+                .iter()
+                .filter(|r| {
+                    r.app
+                        .metadata
+                        .as_ref()
+                        .and_then(|m| m.get("smoochOperatorUid"))
+                        .and_then(|v| v.as_str())
+                        == Some(uid)
+                })
+                .count()
+        })
+        .await
+}
+
+#[tokio::test]
+async fn killed_between_create_and_status_the_operator_finds_its_app_instead_of_duplicating() {
+    let h = Harness::without_operator("crash").await;
+    let mut hits = 0;
+    for attempt in 0..8 {
+        let name = format!("crash-{attempt}");
+        let mut op = h.spawn_operator_process(&format!("op-{attempt}"), &[]);
+        let created = h.create::<SmoochApp>(app(&name)).await;
+        let uid = created.metadata.uid.clone().unwrap();
+        // Kill the moment the app exists in Smooch: the operator has not yet
+        // had its answer written to the resource.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tagged_apps(&h, &uid).await == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "operator never created the app:\n{}",
+                op.log_text()
+            );
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        op.kill9();
+        let recorded = h
+            .api::<SmoochApp>()
+            .get(&name)
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.app_id);
+        if recorded.is_none() {
+            hits += 1;
+        }
+        // A new operator process converges without a second create.
+        let _restarted = h.spawn_operator_process(&format!("op-{attempt}-restart"), &[]);
+        let ready = h.wait_ready::<SmoochApp>(&name).await;
+        assert_eq!(
+            tagged_apps(&h, &uid).await,
+            1,
+            "attempt {attempt}: duplicate or missing app"
+        );
+        let app_id = ready.status.unwrap().app_id.unwrap();
+        assert_eq!(h.smooch().get_app(&app_id).await.unwrap().name, name);
+        if hits >= 3 {
+            break;
+        }
+    }
+    println!("crashes inside the create→status window: {hits}");
+    assert!(
+        hits >= 1,
+        "never managed to kill inside the window; the test proved nothing"
+    );
+    h.finish().await;
+}
