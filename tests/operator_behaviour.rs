@@ -399,3 +399,48 @@ async fn secret_keys_in_status_events_and_metrics_never_appear() {
     }
     h.finish().await;
 }
+
+#[tokio::test]
+async fn transient_smooch_failures_are_retried_until_everything_converges() {
+    let h = Harness::start("flaky").await;
+    h.emulator
+        .state()
+        .set_faults(smooch_operator::emulator::Faults {
+            error_rate: 0.3,
+            rate_limit_rate: 0.2,
+            retry_after_secs: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    h.create::<SmoochApp>(app("shop")).await;
+    h.create::<SmoochKey>(
+        json!({"apiVersion": "smooch-operator.io/v1alpha1", "kind": "SmoochKey",
+        "metadata": {"name": "k"}, "spec": {"appRef": {"name": "shop"}}}),
+    )
+    .await;
+    let app_id = h
+        .wait_ready::<SmoochApp>("shop")
+        .await
+        .status
+        .unwrap()
+        .app_id
+        .unwrap();
+    h.wait_ready::<SmoochKey>("k").await;
+    let faulted: u64 = h.requests().faulted.values().sum();
+    assert!(
+        faulted > 0,
+        "the faults never fired; the test proved nothing"
+    );
+    h.emulator.state().set_faults(Default::default()).unwrap();
+    // Despite the failures: one app, one key, and the Secret matches Smooch.
+    assert_eq!(h.smooch().list_all_apps().await.unwrap().len(), 1);
+    let keys = h.smooch().list_keys(&app_id).await.unwrap();
+    assert_eq!(
+        keys.len(),
+        1,
+        "a failed create was retried into a duplicate"
+    );
+    let secret = h.secret("k-key").await.unwrap();
+    assert_eq!(secret_value(&secret, "secret"), keys[0].secret.expose());
+    h.finish().await;
+}
