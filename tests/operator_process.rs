@@ -148,31 +148,24 @@ async fn health_metrics_json_logs_and_graceful_sigterm() {
     h.finish().await;
 }
 
-/// Smooch apps tagged with this resource's uid.
-async fn tagged_apps(h: &Harness, uid: &str) -> usize {
-    h.emulator
-        .state()
-        .read(|store| {
-            store
-                .snapshot()
-                .apps
-                .iter()
-                .filter(|r| {
-                    r.app
-                        .metadata
-                        .as_ref()
-                        .and_then(|m| m.get("smoochOperatorUid"))
-                        .and_then(|v| v.as_str())
-                        == Some(uid)
-                })
-                .count()
+/// Smooch apps tagged with this resource's uid (read over HTTP).
+async fn tagged_apps(smooch: &smooch_operator::smooch::SmoochClient, uid: &str) -> usize {
+    let apps = smooch.list_all_apps().await.expect("list apps");
+    apps.iter()
+        .filter(|a| {
+            a.metadata
+                .as_ref()
+                .and_then(|m| m.get("smoochOperatorUid"))
+                .and_then(|v| v.as_str())
+                == Some(uid)
         })
-        .await
+        .count()
 }
 
 #[tokio::test]
 async fn killed_between_create_and_status_the_operator_finds_its_app_instead_of_duplicating() {
     let h = Harness::without_operator("crash").await;
+    let smooch = h.smooch();
     let mut hits = 0;
     for attempt in 0..8 {
         let name = format!("crash-{attempt}");
@@ -182,13 +175,13 @@ async fn killed_between_create_and_status_the_operator_finds_its_app_instead_of_
         // Kill the moment the app exists in Smooch: the operator has not yet
         // had its answer written to the resource.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while tagged_apps(&h, &uid).await == 0 {
+        while tagged_apps(&smooch, &uid).await == 0 {
             assert!(
                 Instant::now() < deadline,
                 "operator never created the app:\n{}",
                 op.log_text()
             );
-            tokio::time::sleep(Duration::from_micros(200)).await;
+            tokio::task::yield_now().await;
         }
         op.kill9();
         let recorded = h
@@ -205,7 +198,7 @@ async fn killed_between_create_and_status_the_operator_finds_its_app_instead_of_
         let _restarted = h.spawn_operator_process(&format!("op-{attempt}-restart"), &[]);
         let ready = h.wait_ready::<SmoochApp>(&name).await;
         assert_eq!(
-            tagged_apps(&h, &uid).await,
+            tagged_apps(&smooch, &uid).await,
             1,
             "attempt {attempt}: duplicate or missing app"
         );

@@ -361,7 +361,7 @@ impl Harness {
     }
 
     pub fn requests(&self) -> RequestCounts {
-        self.emulator.state().with_request_counts(|c| c.clone())
+        self.emulator.state().request_counts()
     }
 
     pub async fn finish(mut self) {
