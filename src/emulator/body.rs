@@ -145,10 +145,6 @@ impl<'a> Fields<'a> {
         self.map.get(field).filter(|v| !v.is_null())
     }
 
-    pub fn has(&self, field: &str) -> bool {
-        self.present(field).is_some()
-    }
-
     pub fn required_str(&self, field: &str) -> Result<String, ApiError> {
         self.optional_str(field)?
             .ok_or_else(|| ApiError::bad_request(format!("{} is required", self.name(field))))

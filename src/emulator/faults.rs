@@ -62,7 +62,7 @@ impl Faults {
     }
 
     /// These faults with the fields given in a `PUT /_emulator/faults` body.
-    pub fn updated(&self, fields: &Fields<'_>) -> Result<Faults, ApiError> {
+    pub(crate) fn updated(&self, fields: &Fields<'_>) -> Result<Faults, ApiError> {
         fields.only(&["latencyMs", "errorRate", "rateLimitRate", "retryAfterSecs"])?;
         let whole = |field| {
             fields
