@@ -19,6 +19,13 @@ pub struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabels {
+    pub kind: String,
+    /// The watched namespace, or `*` for all.
+    pub scope: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FailureLabels {
     pub kind: String,
     pub reason: String,
@@ -56,6 +63,7 @@ pub struct Metrics {
     smooch_calls: Family<CallLabels, Counter>,
     smooch_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     kube_writes: Family<WriteLabels, Counter>,
+    backlog: Family<ScopeLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -74,6 +82,12 @@ impl Default for Metrics {
                 duration_histogram,
             );
         let kube_writes = Family::<WriteLabels, Counter>::default();
+        let backlog = Family::<ScopeLabels, Gauge>::default();
+        registry.register(
+            "queue_depth",
+            "Resources whose current generation is not yet reconciled to Ready, per kind and watched scope (sampled every 5 s)",
+            backlog.clone(),
+        );
         registry.register("reconciles", "Reconciles run, per kind", reconciles.clone());
         registry.register(
             "reconcile_failures",
@@ -114,6 +128,7 @@ impl Default for Metrics {
             smooch_calls,
             smooch_duration,
             kube_writes,
+            backlog,
         }
     }
 }
@@ -151,6 +166,15 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    pub fn set_queue_depth(&self, kind: &str, scope: &str, depth: usize) {
+        self.backlog
+            .get_or_create(&ScopeLabels {
+                kind: kind.into(),
+                scope: scope.into(),
+            })
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
     pub fn kube_write(&self, kind: &str, object: &str) {

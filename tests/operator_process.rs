@@ -115,6 +115,7 @@ async fn health_metrics_json_logs_and_graceful_sigterm() {
         r#"smooch_operator_smooch_api_calls_total{method="POST",route="/apps",status="201"} 1"#,
         r#"smooch_operator_reconcile_duration_seconds_bucket{le="#,
         r#"smooch_operator_kubernetes_writes_total{kind="SmoochApp",object="status"}"#,
+        r#"smooch_operator_queue_depth{kind="SmoochApp",scope=""#,
     ] {
         assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
     }

@@ -157,6 +157,34 @@ fn primary<K: Managed>(
     (reader, stream)
 }
 
+/// Samples how many resources of a kind wait for a reconcile: their current
+/// generation is not yet observed, or they are not Ready.
+fn sample_queue_depth<K: Managed>(scope: &Scope, store: Store<K>, ctx: Arc<Context>) {
+    let scope = match scope {
+        Scope::All => "*".to_string(),
+        Scope::Namespace(ns) => ns.clone(),
+    };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let depth = store
+                .state()
+                .iter()
+                .filter(|o| {
+                    let status = o.common_status();
+                    let observed = status.and_then(|s| s.observed_generation);
+                    let ready = status.is_some_and(|s| {
+                        super::status::is_true(&s.conditions, super::status::READY)
+                    });
+                    observed != o.meta().generation || !ready
+                })
+                .count();
+            ctx.metrics.set_queue_depth(K::KIND, &scope, depth);
+        }
+    });
+}
+
 /// Dependents (in `store`) of the SmoochApp `app`.
 fn dependents_of<K: Resource<DynamicType = ()> + Clone>(
     store: &Store<K>,
@@ -185,6 +213,7 @@ pub async fn run(
     for scope in scopes {
         // SmoochApp: owns its Secret; wakes on its credentials Secret.
         let (reader, stream) = primary::<SmoochApp>(&scope, &ctx, readiness.clone());
+        sample_queue_depth(&scope, reader.clone(), ctx.clone());
         let users_of_credentials = {
             let store = reader.clone();
             let ctx = ctx.clone();
@@ -221,6 +250,7 @@ pub async fn run(
 
         // SmoochKey: owns its Secret; waits for its app.
         let (reader, stream) = primary::<SmoochKey>(&scope, &ctx, readiness.clone());
+        sample_queue_depth(&scope, reader.clone(), ctx.clone());
         let store = reader.clone();
         runs.push(
             Controller::for_stream(stream, reader)
@@ -241,6 +271,7 @@ pub async fn run(
 
         // SmoochIntegration: waits for its app; re-provisions when a credential Secret changes.
         let (reader, stream) = primary::<SmoochIntegration>(&scope, &ctx, readiness.clone());
+        sample_queue_depth(&scope, reader.clone(), ctx.clone());
         let app_store = reader.clone();
         let secret_store = reader.clone();
         runs.push(
@@ -274,6 +305,7 @@ pub async fn run(
 
         // SmoochWebhook: owns its Secret; waits for its app.
         let (reader, stream) = primary::<SmoochWebhook>(&scope, &ctx, readiness.clone());
+        sample_queue_depth(&scope, reader.clone(), ctx.clone());
         let store = reader.clone();
         runs.push(
             Controller::for_stream(stream, reader)
