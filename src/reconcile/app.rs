@@ -98,11 +98,7 @@ impl Managed for SmoochApp {
     }
 
     async fn observe(&self, client: &SmoochClient, id: &str) -> Result<Option<App>> {
-        match client.get_app(id).await {
-            Ok(app) => Ok(Some(app)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        super::found(client.get_app(id).await)
     }
 
     async fn find_created(&self, client: &SmoochClient) -> Result<Option<App>> {

@@ -206,11 +206,7 @@ impl Managed for SmoochIntegration {
     }
 
     async fn observe(&self, conn: &IntegrationConnection, id: &str) -> Result<Option<Integration>> {
-        match conn.app.client.get_integration(&conn.app.app_id, id).await {
-            Ok(i) => Ok(Some(i)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        super::found(conn.app.client.get_integration(&conn.app.app_id, id).await)
     }
 
     async fn find_created(&self, conn: &IntegrationConnection) -> Result<Option<Integration>> {

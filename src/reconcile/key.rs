@@ -145,10 +145,8 @@ impl Managed for SmoochKey {
     }
 
     async fn observe(&self, conn: &AppConnection, id: &str) -> Result<Option<KeyState>> {
-        let key = match conn.client.get_key(&conn.app_id, id).await {
-            Ok(key) => key,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(key) = super::found(conn.client.get_key(&conn.app_id, id).await)? else {
+            return Ok(None);
         };
         let is_recorded = self.recorded_id().as_deref() == Some(id);
         let created_at = is_recorded

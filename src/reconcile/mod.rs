@@ -139,6 +139,15 @@ pub trait Managed:
     ) -> impl Future<Output = Result<Observation>> + Send;
 }
 
+/// A Smooch lookup where 404 means "not there" rather than an error.
+pub fn found<T>(result: std::result::Result<T, crate::smooch::SmoochError>) -> Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn is_paused<K: Resource>(obj: &K) -> bool {
     obj.annotations()
         .get(PAUSED_ANNOTATION)

@@ -96,11 +96,7 @@ impl Managed for SmoochWebhook {
     }
 
     async fn observe(&self, conn: &AppConnection, id: &str) -> Result<Option<Webhook>> {
-        match conn.client.get_webhook(&conn.app_id, id).await {
-            Ok(w) => Ok(Some(w)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        super::found(conn.client.get_webhook(&conn.app_id, id).await)
     }
 
     /// A webhook has no name to tag; the one calling this target is ours.
