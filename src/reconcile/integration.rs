@@ -234,6 +234,11 @@ impl Managed for SmoochIntegration {
                 self.smooch_type()
             ));
         }
+        // Just created or found: what was provisioned is what the spec says now
+        // (the recorded hash may belong to the integration it replaced).
+        if self.recorded_id().as_deref() != Some(external.id.as_str()) {
+            return None;
+        }
         match self.provisioned_fingerprint() {
             Some(done) if done != conn.fingerprint => {
                 Some("spec or a referenced credential changed".into())

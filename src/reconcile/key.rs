@@ -163,8 +163,10 @@ impl Managed for SmoochKey {
     async fn find_created(&self, conn: &AppConnection) -> Result<Option<KeyState>> {
         let name = self.smooch_name();
         let keys = conn.client.list_keys(&conn.app_id).await?;
+        // Smooch lists keys oldest first; after a rotation the newest is current.
         Ok(keys
             .into_iter()
+            .rev()
             .find(|k| k.name == name)
             .map(|key| KeyState {
                 key,

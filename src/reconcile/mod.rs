@@ -306,6 +306,7 @@ async fn obtain<K: Managed>(
 ) -> Result<(K::External, Origin)> {
     let adopt_id = obj.annotations().get(ADOPT_ANNOTATION).cloned();
     let recorded = obj.recorded_id();
+    let mut missing = None;
     if let Some(id) = recorded.clone().or(adopt_id.clone()) {
         if let Some(found) = obj.observe(conn, &id).await? {
             let origin = if recorded.as_deref() == Some(id.as_str()) {
@@ -330,17 +331,11 @@ async fn obtain<K: Managed>(
                 K::KIND
             )));
         }
-        ctx.publish(
-            obj,
-            EventType::Warning,
-            "ExternalObjectMissing",
-            &format!(
-                "Smooch {} {id} was deleted outside Kubernetes; creating it again",
-                K::KIND
-            ),
-        )
-        .await;
-    } else if let Some(found) = obj.find_created(conn).await? {
+        missing = Some(id);
+    }
+    // Also when the recorded object is gone: the cached copy of this resource
+    // may predate the status write of a reconcile that already re-created it.
+    if let Some(found) = obj.find_created(conn).await? {
         ctx.publish(
             obj,
             EventType::Normal,
@@ -352,6 +347,18 @@ async fn obtain<K: Managed>(
         )
         .await;
         return Ok((found, Origin::Recovered));
+    }
+    if let Some(id) = missing {
+        ctx.publish(
+            obj,
+            EventType::Warning,
+            "ExternalObjectMissing",
+            &format!(
+                "Smooch {} {id} was deleted outside Kubernetes; creating it again",
+                K::KIND
+            ),
+        )
+        .await;
     }
     let created = obj.create(conn).await?;
     let origin = if recorded.is_some() {
