@@ -16,4 +16,4 @@ echo "test.sh: control plane up in $((SECONDS - started))s (KUBECONFIG=$KUBECONF
 export PATH="$BIN_DIR:$PATH" SMOOCH_TEST_BIN_DIR="$BIN_DIR"
 
 # Tests share the control plane; each has its own namespace and emulator.
-cargo test --lib --bins --tests "$@" -- --test-threads="${TEST_THREADS:-4}"
+cargo test --no-fail-fast --lib --bins --tests "$@" -- --test-threads="${TEST_THREADS:-4}"
