@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Event, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
-use smooch_operator::resources::{SmoochApp, SmoochKey, SmoochWebhook};
+use smooch_operator::resources::{SmoochApp, SmoochIntegration, SmoochKey, SmoochWebhook};
 use smooch_operator::smooch::models::AppParams;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -442,5 +442,85 @@ async fn transient_smooch_failures_are_retried_until_everything_converges() {
     );
     let secret = h.secret("k-key").await.unwrap();
     assert_eq!(secret_value(&secret, "secret"), keys[0].secret.expose());
+    h.finish().await;
+}
+
+/// Everything applied at once (the `kubectl apply -f dir/` case): the
+/// crash-safe lookups cost one list of apps in all, one list of keys per
+/// key and one list of integrations per integration; nothing is created
+/// twice; the dependents' wait for their app writes no event.
+#[tokio::test]
+async fn applying_everything_at_once_makes_no_redundant_smooch_calls() {
+    const N: u64 = 8;
+    let h = Harness::start("at-once").await;
+    h.put_secret("telegram", &[("token", "1:abc")]).await;
+    for i in 0..N {
+        h.create::<SmoochApp>(app(&format!("app-{i}"))).await;
+        h.create::<SmoochKey>(json!({
+            "apiVersion": "smooch-operator.io/v1alpha1", "kind": "SmoochKey",
+            "metadata": {"name": format!("key-{i}")},
+            "spec": {"appRef": {"name": format!("app-{i}")}}
+        }))
+        .await;
+        h.create::<SmoochIntegration>(json!({
+            "apiVersion": "smooch-operator.io/v1alpha1", "kind": "SmoochIntegration",
+            "metadata": {"name": format!("tg-{i}")},
+            "spec": {"appRef": {"name": format!("app-{i}")}, "type": "telegram",
+                     "telegram": {"tokenRef": {"name": "telegram", "key": "token"}}}
+        }))
+        .await;
+    }
+    for i in 0..N {
+        h.wait_ready::<SmoochApp>(&format!("app-{i}")).await;
+        h.wait_ready::<SmoochKey>(&format!("key-{i}")).await;
+        h.wait_ready::<SmoochIntegration>(&format!("tg-{i}")).await;
+    }
+    // Let trailing reconciles (woken by our own Secret writes) finish.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let routes = h.requests().routes;
+    let count = |route: &str| routes.get(route).copied().unwrap_or(0);
+    let creates = [
+        "POST /v1/apps",
+        "POST /v1/apps/{appId}/keys",
+        "POST /v1/apps/{appId}/integrations",
+    ];
+    for route in creates {
+        assert_eq!(count(route), N, "{route}: {routes:?}");
+    }
+    assert_eq!(
+        count("GET /v1/apps"),
+        1,
+        "one walk of the app list: {routes:?}"
+    );
+    assert_eq!(count("GET /v1/apps/{appId}/keys"), N, "{routes:?}");
+    assert_eq!(count("GET /v1/apps/{appId}/integrations"), N, "{routes:?}");
+    assert_eq!(
+        count("GET /v1/apps/{appId}/keys/{keyId}/jwt"),
+        N,
+        "{routes:?}"
+    );
+    // The rest are single-object reads by the reconciles our Secret writes
+    // wake (at most one per resource and Secret).
+    let total: u64 = routes.values().sum();
+    assert!(
+        total <= 3 * N + 3 * N + 1 + 3 * N,
+        "{total} calls: {routes:?}"
+    );
+
+    let events: Api<Event> = h.api();
+    let reasons: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    for unwanted in ["AppNotReady", "Recovered", "FinalizerError"] {
+        assert!(
+            !reasons.iter().any(|r| r == unwanted),
+            "{unwanted} in {reasons:?}"
+        );
+    }
     h.finish().await;
 }

@@ -11,7 +11,8 @@ use crate::{Error, Result};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Metadata key the operator tags its apps with (the resource's uid).
 pub const UID_TAG: &str = "smoochOperatorUid";
@@ -40,6 +41,73 @@ impl SmoochApp {
             metadata: Some(metadata),
         }
     }
+}
+
+/// The operator's apps per app-maker account, by the uid they are tagged
+/// with: a crash-safe lookup before each create without listing every app
+/// every time (Smooch cannot filter apps by metadata, so a lookup by tag
+/// is a walk over all pages: O(N) per create, O(N²) for N creates).
+///
+/// The index of an account is built by one walk, the first time this
+/// process needs it (so it includes whatever a crashed predecessor created),
+/// and kept up to date by this process's own creates. Only the leader
+/// reconciles, and a replica that loses the lease exits, so no other writer
+/// tags apps meanwhile. An entry is a hint: the app is fetched by id, and a
+/// stale entry (the app was deleted in Smooch) is dropped.
+#[derive(Default)]
+pub struct AppIndex {
+    accounts: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<UidToId>>>>>,
+}
+
+type UidToId = HashMap<String, String>;
+
+impl AppIndex {
+    fn slot(&self, client: &SmoochClient) -> Arc<tokio::sync::Mutex<Option<UidToId>>> {
+        let mut accounts = self.accounts.lock().expect("not poisoned");
+        accounts
+            .entry(client.account().to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// The id of the app tagged with `uid`, listing the account's apps
+    /// first if this process has not yet.
+    pub async fn lookup(&self, client: &SmoochClient, uid: &str) -> Result<Option<String>> {
+        let slot = self.slot(client);
+        let mut index = slot.lock().await;
+        if index.is_none() {
+            let apps = client.list_all_apps().await?;
+            *index = Some(
+                apps.into_iter()
+                    .filter_map(|a| tag_of(&a).map(|uid| (uid.to_string(), a.id.clone())))
+                    .collect(),
+            );
+        }
+        Ok(index.as_ref().and_then(|m| m.get(uid).cloned()))
+    }
+
+    /// Notes an app this process created (waits for a walk in progress, so
+    /// the walk cannot drop it).
+    pub async fn record(&self, client: &SmoochClient, uid: &str, id: &str) {
+        if let Some(index) = self.slot(client).lock().await.as_mut() {
+            index.insert(uid.to_string(), id.to_string());
+        }
+    }
+
+    pub async fn forget(&self, client: &SmoochClient, uid: &str) {
+        if let Some(index) = self.slot(client).lock().await.as_mut() {
+            index.remove(uid);
+        }
+    }
+
+    /// The next lookup lists the apps again.
+    pub async fn invalidate(&self, client: &SmoochClient) {
+        *self.slot(client).lock().await = None;
+    }
+}
+
+fn tag_of(app: &App) -> Option<&str> {
+    app.metadata.as_ref()?.get(UID_TAG)?.as_str()
 }
 
 /// Why `app` differs from `want`: settings the spec leaves unset are
@@ -101,20 +169,32 @@ impl Managed for SmoochApp {
         super::found(client.get_app(id).await)
     }
 
-    async fn find_created(&self, client: &SmoochClient) -> Result<Option<App>> {
+    async fn find_created(&self, client: &SmoochClient, ctx: &Context) -> Result<Option<App>> {
         let uid = self.uid().unwrap_or_default();
-        let apps = client.list_all_apps().await?;
-        Ok(apps.into_iter().find(|a| {
-            a.metadata
-                .as_ref()
-                .and_then(|m| m.get(UID_TAG))
-                .and_then(Value::as_str)
-                == Some(uid.as_str())
-        }))
+        let Some(id) = ctx.app_index.lookup(client, &uid).await? else {
+            return Ok(None);
+        };
+        let found = super::found(client.get_app(&id).await)?;
+        if found.is_none() {
+            ctx.app_index.forget(client, &uid).await;
+        }
+        Ok(found)
     }
 
-    async fn create(&self, client: &SmoochClient) -> Result<App> {
-        Ok(client.create_app(&self.desired_params()).await?)
+    async fn create(&self, client: &SmoochClient, ctx: &Context) -> Result<App> {
+        let uid = self.uid().unwrap_or_default();
+        match client.create_app(&self.desired_params()).await {
+            Ok(app) => {
+                ctx.app_index.record(client, &uid, &app.id).await;
+                Ok(app)
+            }
+            Err(e) => {
+                // A failed POST may still have created the app (a timeout,
+                // a 500): the next lookup must list the apps again.
+                ctx.app_index.invalidate(client).await;
+                Err(e.into())
+            }
+        }
     }
 
     fn drift(&self, _: &SmoochClient, app: &App) -> Option<String> {
@@ -181,7 +261,7 @@ pub async fn connect_dependent(
             app_id,
         }),
         _ => Err(Error::Waiting {
-            reason: "AppNotReady",
+            reason: super::APP_NOT_READY,
             message: format!("SmoochApp {app_name} is not Ready yet"),
         }),
     }

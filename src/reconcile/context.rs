@@ -43,6 +43,8 @@ pub struct Context {
     pub smooch: Arc<Transport>,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
+    /// The operator's apps by uid tag (crash-safe lookups before creates).
+    pub app_index: super::app::AppIndex,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -64,6 +66,7 @@ impl Context {
             smooch,
             settings,
             metrics,
+            app_index: Default::default(),
             failures: Mutex::new(HashMap::new()),
         }
     }

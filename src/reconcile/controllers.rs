@@ -114,6 +114,22 @@ fn apps(
     )
     .default_backoff()
     .touched_objects()
+    .predicate_filter(what_dependents_see, Default::default())
+}
+
+/// What a dependent reads from its SmoochApp: spec (credentials), app id,
+/// readiness, deletion. Other changes (a finalizer, a condition's time)
+/// do not wake the dependents.
+fn what_dependents_see(app: &SmoochApp) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    app.meta().generation.hash(&mut h);
+    let status = app.status.as_ref();
+    status.and_then(|s| s.app_id.as_deref()).hash(&mut h);
+    status
+        .is_some_and(|s| super::status::is_true(&s.common.conditions, super::status::READY))
+        .hash(&mut h);
+    app.meta().deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
 }
 
 fn default_credentials(

@@ -209,7 +209,11 @@ impl Managed for SmoochIntegration {
         super::found(conn.app.client.get_integration(&conn.app.app_id, id).await)
     }
 
-    async fn find_created(&self, conn: &IntegrationConnection) -> Result<Option<Integration>> {
+    async fn find_created(
+        &self,
+        conn: &IntegrationConnection,
+        _: &Context,
+    ) -> Result<Option<Integration>> {
         let listed = conn
             .app
             .client
@@ -218,7 +222,7 @@ impl Managed for SmoochIntegration {
         Ok(listed.into_iter().find(|i| matches_params(i, &conn.params)))
     }
 
-    async fn create(&self, conn: &IntegrationConnection) -> Result<Integration> {
+    async fn create(&self, conn: &IntegrationConnection, _: &Context) -> Result<Integration> {
         Ok(conn
             .app
             .client
@@ -261,7 +265,11 @@ impl Managed for SmoochIntegration {
             Err(e) if !e.is_not_found() => return Err(e.into()),
             _ => {}
         }
-        self.create(conn).await
+        Ok(conn
+            .app
+            .client
+            .create_integration(&conn.app.app_id, &conn.params)
+            .await?)
     }
 
     async fn delete(&self, conn: &IntegrationConnection, id: &str) -> Result<()> {

@@ -160,7 +160,7 @@ impl Managed for SmoochKey {
         }))
     }
 
-    async fn find_created(&self, conn: &AppConnection) -> Result<Option<KeyState>> {
+    async fn find_created(&self, conn: &AppConnection, _: &Context) -> Result<Option<KeyState>> {
         let name = self.smooch_name();
         let keys = conn.client.list_keys(&conn.app_id).await?;
         // Smooch lists keys oldest first; after a rotation the newest is current.
@@ -175,7 +175,7 @@ impl Managed for SmoochKey {
             }))
     }
 
-    async fn create(&self, conn: &AppConnection) -> Result<KeyState> {
+    async fn create(&self, conn: &AppConnection, _: &Context) -> Result<KeyState> {
         let key = conn
             .client
             .create_key(&conn.app_id, &self.smooch_name())
@@ -238,7 +238,8 @@ impl Managed for SmoochKey {
         }
         // Keys with this resource's tag that are neither current nor
         // previous were left by an interrupted rotation or create.
-        if origin != Origin::Existing || previous.is_some() {
+        // (Not after a create: the lookup just before it found none.)
+        if matches!(origin, Origin::Adopted | Origin::Recovered) || previous.is_some() {
             let name = self.smooch_name();
             let keep = [
                 Some(state.key.id.as_str()),

@@ -114,10 +114,12 @@ pub trait Managed:
     fn find_created(
         &self,
         conn: &Self::Connection,
+        ctx: &Context,
     ) -> impl Future<Output = Result<Option<Self::External>>> + Send;
     fn create(
         &self,
         conn: &Self::Connection,
+        ctx: &Context,
     ) -> impl Future<Output = Result<Self::External>> + Send;
     /// Why the external object differs from the spec, or `None`. Pure.
     fn drift(&self, conn: &Self::Connection, external: &Self::External) -> Option<String>;
@@ -213,23 +215,45 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
 }
 
 async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<Action> {
-    let obj = obj.as_ref();
-    let conn = obj.connect(ctx).await?;
-
-    let (external, origin) = obtain(obj, &conn, ctx).await?;
-    let external = match obj.drift(&conn, &external) {
-        Some(why) => {
-            let updated = obj.update(&conn, external).await?;
-            ctx.publish(
-                obj,
-                EventType::Normal,
-                "Updated",
-                &format!("Updated the Smooch {}: {why}", K::KIND),
-            )
-            .await;
-            updated
+    // The cached copy can predate our own status write: the Secret written
+    // just before it queues another reconcile at once, often before the
+    // watch delivers the status. Acting on such a copy could create, rotate
+    // or re-provision a second time, so before any of that (no id recorded,
+    // the recorded object gone, or drift to repair) the resource is read
+    // from the API server and the decision taken again on the fresh copy.
+    // Cheap: the common no-op reconcile never needs it.
+    let mut fresh: Option<K> = None;
+    if obj.recorded_id().is_none() {
+        fresh = Some(api.get(&obj.name_any()).await?);
+    }
+    let (obj, conn, external, origin) = loop {
+        let current = fresh.as_ref().unwrap_or(obj.as_ref());
+        let is_fresh = fresh.is_some();
+        let conn = current.connect(ctx).await?;
+        let Some((external, origin)) = obtain(current, &conn, ctx, is_fresh).await? else {
+            fresh = Some(api.get(&obj.name_any()).await?);
+            continue;
+        };
+        let drift = current.drift(&conn, &external);
+        if drift.is_some() && !is_fresh {
+            fresh = Some(api.get(&obj.name_any()).await?);
+            continue;
         }
-        None => external,
+        let external = match drift {
+            Some(why) => {
+                let updated = current.update(&conn, external).await?;
+                ctx.publish(
+                    current,
+                    EventType::Normal,
+                    "Updated",
+                    &format!("Updated the Smooch {}: {why}", K::KIND),
+                )
+                .await;
+                updated
+            }
+            None => external,
+        };
+        break (current, conn, external, origin);
     };
 
     let secrets: Api<Secret> =
@@ -299,11 +323,14 @@ async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<A
 
 /// Finds the external object: by recorded id, by adoption annotation, by
 /// tag (crash recovery), or by creating it.
+/// `None` when the recorded object is gone and `obj` is a cached copy: the
+/// caller reads the resource again before deciding to re-create.
 async fn obtain<K: Managed>(
     obj: &K,
     conn: &K::Connection,
     ctx: &Context,
-) -> Result<(K::External, Origin)> {
+    is_fresh: bool,
+) -> Result<Option<(K::External, Origin)>> {
     let adopt_id = obj.annotations().get(ADOPT_ANNOTATION).cloned();
     let recorded = obj.recorded_id();
     let mut missing = None;
@@ -323,7 +350,7 @@ async fn obtain<K: Managed>(
                 )
                 .await;
             }
-            return Ok((found, origin));
+            return Ok(Some((found, origin)));
         }
         if recorded.is_none() {
             return Err(Error::InvalidSpec(format!(
@@ -331,11 +358,14 @@ async fn obtain<K: Managed>(
                 K::KIND
             )));
         }
+        if !is_fresh {
+            return Ok(None);
+        }
         missing = Some(id);
     }
-    // Also when the recorded object is gone: the cached copy of this resource
-    // may predate the status write of a reconcile that already re-created it.
-    if let Some(found) = obj.find_created(conn).await? {
+    // Also when the recorded object is gone (a reconcile that re-created it
+    // may have recorded the new id between our GET and now).
+    if let Some(found) = obj.find_created(conn, ctx).await? {
         ctx.publish(
             obj,
             EventType::Normal,
@@ -346,7 +376,7 @@ async fn obtain<K: Managed>(
             ),
         )
         .await;
-        return Ok((found, Origin::Recovered));
+        return Ok(Some((found, Origin::Recovered)));
     }
     if let Some(id) = missing {
         ctx.publish(
@@ -360,7 +390,7 @@ async fn obtain<K: Managed>(
         )
         .await;
     }
-    let created = obj.create(conn).await?;
+    let created = obj.create(conn, ctx).await?;
     let origin = if recorded.is_some() {
         Origin::Recreated
     } else {
@@ -373,7 +403,7 @@ async fn obtain<K: Managed>(
         &format!("Created the Smooch {}", K::KIND),
     )
     .await;
-    Ok((created, origin))
+    Ok(Some((created, origin)))
 }
 
 async fn cleanup<K: Managed>(obj: Arc<K>, ctx: &Context) -> Result<Action> {
@@ -504,7 +534,11 @@ async fn report_failure<K: Managed>(api: &Api<K>, obj: &K, err: &Error, ctx: &Co
     {
         tracing::warn!(kind = K::KIND, name = %obj.name_any(), error = %e, "could not record failure in status");
     }
-    if is_new {
+    // Waiting for a SmoochApp applied together with this resource is the
+    // normal course of `kubectl apply -f dir/`: the condition says it; an
+    // event per dependent would be noise.
+    let routine = matches!(root, Error::Waiting { reason, .. } if *reason == APP_NOT_READY);
+    if is_new && !routine {
         let event_type = if matches!(root, Error::Waiting { .. }) {
             EventType::Normal
         } else {
@@ -517,6 +551,12 @@ async fn report_failure<K: Managed>(api: &Api<K>, obj: &K, err: &Error, ctx: &Co
 /// Requeue policy after a failed reconcile: dependencies are watched (so a
 /// slow fallback is enough), permanent errors are retried slowly,
 /// transient ones back off exponentially per object.
+/// `Error::Waiting` reason of a dependent whose SmoochApp is not Ready.
+pub const APP_NOT_READY: &str = "AppNotReady";
+
+/// Longest backoff after a Kubernetes API failure.
+const KUBE_ERROR_BACKOFF_CAP: std::time::Duration = std::time::Duration::from_secs(15);
+
 pub fn error_policy<K: Managed>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
     let settings = &ctx.settings;
     let delay = match err.root() {
@@ -524,10 +564,18 @@ pub fn error_policy<K: Managed>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> 
         e if e.is_permanent() => settings.permanent_error_retry,
         e => {
             let failures = ctx.count_failure(&obj.uid().unwrap_or_default());
+            // Kubernetes API failures (an API server restart) clear up by
+            // themselves: a short cap lets recovery follow within seconds.
+            let cap = match e {
+                Error::Kube(_) | Error::Finalizer(_) => {
+                    settings.max_error_backoff.min(KUBE_ERROR_BACKOFF_CAP)
+                }
+                _ => settings.max_error_backoff,
+            };
             let exp = settings
                 .min_error_backoff
                 .saturating_mul(1u32 << failures.min(16))
-                .min(settings.max_error_backoff);
+                .min(cap);
             let jittered = exp.mul_f64(0.8 + rand::random::<f64>() * 0.4);
             match e.root() {
                 Error::Smooch(s) => s.retry_after().map_or(jittered, |ra| ra.max(jittered)),

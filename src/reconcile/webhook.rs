@@ -100,12 +100,12 @@ impl Managed for SmoochWebhook {
     }
 
     /// A webhook has no name to tag; the one calling this target is ours.
-    async fn find_created(&self, conn: &AppConnection) -> Result<Option<Webhook>> {
+    async fn find_created(&self, conn: &AppConnection, _: &Context) -> Result<Option<Webhook>> {
         let hooks = conn.client.list_webhooks(&conn.app_id).await?;
         Ok(hooks.into_iter().find(|w| w.target == self.spec.target))
     }
 
-    async fn create(&self, conn: &AppConnection) -> Result<Webhook> {
+    async fn create(&self, conn: &AppConnection, _: &Context) -> Result<Webhook> {
         Ok(conn
             .client
             .create_webhook(&conn.app_id, &self.desired_params())

@@ -43,6 +43,19 @@ impl Credentials {
         }
     }
 
+    /// A stable, non-secret name for the credential (see `SmoochClient::account`).
+    fn account(&self) -> String {
+        match self {
+            Credentials::Key { key_id, .. } => format!("key:{key_id}"),
+            Credentials::Token(t) => {
+                use sha2::{Digest, Sha256};
+                let digest = Sha256::digest(t.expose().as_bytes());
+                let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+                format!("token-sha256:{hex}")
+            }
+        }
+    }
+
     fn bearer(&self) -> Result<Sensitive> {
         match self {
             Credentials::Token(t) => Ok(t.clone()),
@@ -176,6 +189,7 @@ impl Transport {
 pub struct SmoochClient {
     transport: Arc<Transport>,
     bearer: Sensitive,
+    account: String,
 }
 
 impl std::fmt::Debug for SmoochClient {
@@ -183,6 +197,7 @@ impl std::fmt::Debug for SmoochClient {
         f.debug_struct("SmoochClient")
             .field("transport", &self.transport)
             .field("bearer", &self.bearer)
+            .field("account", &self.account)
             .finish()
     }
 }
@@ -202,7 +217,15 @@ impl SmoochClient {
         Ok(SmoochClient {
             transport,
             bearer: credentials.bearer()?,
+            account: credentials.account(),
         })
+    }
+
+    /// Which credential this client calls with, without revealing it: the
+    /// key id, or a digest of a ready-made token. Two clients with the same
+    /// account see the same apps.
+    pub fn account(&self) -> &str {
+        &self.account
     }
 
     /// Sends a call, retrying transient failures with capped exponential
