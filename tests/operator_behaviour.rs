@@ -499,13 +499,11 @@ async fn applying_everything_at_once_makes_no_redundant_smooch_calls() {
         N,
         "{routes:?}"
     );
-    // The rest are single-object reads by the reconciles our Secret writes
-    // wake (at most one per resource and Secret).
+    // The crash-safe minimum is 6N + 1 (our own Secret writes wake no
+    // reconcile); a few single-object reads may come from reconciles that
+    // the app's Ready wakes after a dependent's wait.
     let total: u64 = routes.values().sum();
-    assert!(
-        total <= 3 * N + 3 * N + 1 + 3 * N,
-        "{total} calls: {routes:?}"
-    );
+    assert!(total <= 6 * N + 1 + N / 2, "{total} calls: {routes:?}");
 
     let events: Api<Event> = h.api();
     let reasons: Vec<String> = events

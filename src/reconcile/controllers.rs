@@ -86,9 +86,21 @@ fn owned_secrets(
 {
     let api: Api<PartialObjectMeta<Secret>> = scope.api(&ctx.client);
     let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{OWNER_KIND_LABEL}={kind}");
+    // Our own writes do not wake the owner (it just wrote what it wanted);
+    // edits by anyone else and deletions do (drift repair).
     watcher(api, watcher::Config::default().labels(&selector))
         .default_backoff()
-        .touched_objects()
+        .filter_map(|event| {
+            future::ready(match event {
+                Ok(watcher::Event::Apply(s)) if super::secrets::written_last_by_us(&s.metadata) => {
+                    None
+                }
+                Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => Some(Ok(s)),
+                Ok(watcher::Event::Delete(s)) => Some(Ok(s)),
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+                Err(e) => Some(Err(e)),
+            })
+        })
 }
 
 fn all_secrets(

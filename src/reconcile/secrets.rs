@@ -104,7 +104,7 @@ pub async fn ensure(
                 .extend(desired.annotations.clone());
             updated.data = Some(desired.byte_data());
             updated.string_data = None;
-            api.replace(&desired.name, &PostParams::default(), &updated)
+            api.replace(&desired.name, &write_params(), &updated)
                 .await?;
             Ok(true)
         }
@@ -122,10 +122,33 @@ pub async fn ensure(
                 data: Some(desired.byte_data()),
                 ..Default::default()
             };
-            api.create(&PostParams::default(), &secret).await?;
+            api.create(&write_params(), &secret).await?;
             Ok(true)
         }
     }
+}
+
+/// Our writes carry our field manager, so that the owned-Secret watch can
+/// tell them from someone else's edit (`written_last_by_us`).
+fn write_params() -> PostParams {
+    PostParams {
+        field_manager: Some(super::MANAGER.into()),
+        ..Default::default()
+    }
+}
+
+/// Whether the newest entry of the object's managedFields is ours alone: the
+/// last change was our own write, which needs no reconcile. A tie in time
+/// (second granularity) with another manager counts as someone else's.
+pub fn written_last_by_us(meta: &ObjectMeta) -> bool {
+    let Some(fields) = meta.managed_fields.as_ref() else {
+        return false;
+    };
+    let Some(newest) = fields.iter().filter_map(|f| f.time.as_ref()).max() else {
+        return false;
+    };
+    let mut latest = fields.iter().filter(|f| f.time.as_ref() == Some(newest));
+    latest.all(|f| f.manager.as_deref() == Some(super::MANAGER))
 }
 
 /// Deletes a Secret this resource owns (after a rename, or on cleanup).
@@ -145,6 +168,42 @@ pub async fn delete_owned(api: &Api<Secret>, name: &str, owner_uid: &str) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn managed(entries: &[(&str, i64)]) -> ObjectMeta {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
+        ObjectMeta {
+            managed_fields: Some(
+                entries
+                    .iter()
+                    .map(|(manager, secs)| ManagedFieldsEntry {
+                        manager: Some(manager.to_string()),
+                        time: Some(Time(jiff::Timestamp::from_second(*secs).unwrap())),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_our_own_latest_write_is_ours() {
+        assert!(written_last_by_us(&managed(&[("smooch-operator", 10)])));
+        assert!(written_last_by_us(&managed(&[
+            ("kubectl-edit", 5),
+            ("smooch-operator", 10)
+        ])));
+        assert!(!written_last_by_us(&managed(&[
+            ("smooch-operator", 5),
+            ("kubectl-edit", 10)
+        ])));
+        // Same second: cannot tell who was last, so it is not ours.
+        assert!(!written_last_by_us(&managed(&[
+            ("smooch-operator", 10),
+            ("kubectl-edit", 10)
+        ])));
+        assert!(!written_last_by_us(&ObjectMeta::default()));
+    }
 
     fn owner(uid: &str) -> OwnerReference {
         OwnerReference {
