@@ -191,7 +191,10 @@ async fn main() -> anyhow::Result<()> {
             .with_identity(&identity)
             .with_duration(cli.leader_election_lease_seconds)
             .with_grace(cli.leader_election_lease_seconds / 3)
-            .with_field_manager("smooch-operator")
+            // Must differ per replica: the Lease is taken by a server-side
+            // apply that conflicts only with another field manager. A
+            // shared one let two replicas starting together both lead.
+            .with_field_manager(format!("smooch-operator-{identity}"))
             .with_create_mode(LeaseCreateMode::AutoCreate)
             .build()
             .await

@@ -48,6 +48,31 @@ async fn one_leader_reconciles_and_a_standby_takes_over_when_it_dies() {
     };
     h.create::<SmoochApp>(app("one")).await;
     h.wait_ready::<SmoochApp>("one").await;
+    // Both started together and raced for the Lease: exactly one leads.
+    let leaders: Vec<&str> = [("replica-a", &a), ("replica-b", &b)]
+        .into_iter()
+        .filter(|(_, op)| op.log_text().contains("became the leader"))
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(leaders, [first.as_str()], "leaders: {leaders:?}");
+    // What makes that so: each replica takes the Lease under a field manager
+    // of its own, so the loser's apply conflicts instead of also winning.
+    let lease = h
+        .api::<Lease>()
+        .get("smooch-operator-leader")
+        .await
+        .unwrap();
+    let managers: Vec<String> = lease
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|f| f.manager)
+        .collect();
+    assert!(
+        managers.iter().any(|m| m.ends_with(first.as_str())),
+        "the holder's field manager does not name it: {managers:?}"
+    );
 
     // Kill the leader without letting it release the lease.
     let (leader, standby) = if first == "replica-a" {
