@@ -2,8 +2,10 @@
 # The demo (README, first command): a local control plane, the Smooch
 # emulator and the operator; applies examples/, waits until everything is
 # Ready, and shows the resources, the Secrets (values masked) and the key's
-# JWT decoded. Stays up until Ctrl-C (or exits at once with --exit), then
-# removes everything it started.
+# JWT decoded. Stays up until Ctrl-C (or exits at once with --exit; without
+# a terminal it exits too unless --wait), then removes everything it started.
+# SMOOCH_OPERATOR_BIN / SMOOCH_EMULATOR_BIN: use these binaries instead of
+# building them (the tests do, from inside `cargo test`).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -19,9 +21,14 @@ if ((${#missing[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
+mode=${1:-}
 say "Building the control plane (cached) and the operator"
 BIN_DIR=$(hack/controlplane.sh build | tail -n 1)
-cargo build --quiet --bin smooch-operator --bin smooch-emulator
+if [[ -z ${SMOOCH_OPERATOR_BIN:-} || -z ${SMOOCH_EMULATOR_BIN:-} ]]; then
+  cargo build --quiet --bin smooch-operator --bin smooch-emulator
+fi
+OPERATOR=${SMOOCH_OPERATOR_BIN:-target/debug/smooch-operator}
+EMULATOR=${SMOOCH_EMULATOR_BIN:-target/debug/smooch-emulator}
 export PATH="$BIN_DIR:$PATH"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/smooch-demo.XXXXXX")
@@ -43,7 +50,7 @@ say "Starting etcd, kube-apiserver and kube-controller-manager"
 eval "$(hack/controlplane.sh start "$RUN_DIR" --parent-pid $$)"
 
 say "Starting the Smooch emulator"
-target/debug/smooch-emulator serve --listen 127.0.0.1:0 --print-env "$WORK/emulator.env" >"$WORK/emulator.log" 2>&1 &
+"$EMULATOR" serve --listen 127.0.0.1:0 --print-env "$WORK/emulator.env" >"$WORK/emulator.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [[ -s $WORK/emulator.env ]] && break; sleep 0.1; done
 # shellcheck disable=SC1091 # written by the emulator: SMOOCH_URL, SMOOCH_KEY_ID, SMOOCH_SECRET, SMOOCH_TOKEN
@@ -59,7 +66,7 @@ kubectl -n "$OPERATOR_NS" create secret generic smooch-credentials \
 echo "secret/smooch-credentials created in $OPERATOR_NS"
 
 say "Starting the operator"
-target/debug/smooch-operator --smooch-url "$SMOOCH_URL" --operator-namespace "$OPERATOR_NS" \
+"$OPERATOR" --smooch-url "$SMOOCH_URL" --operator-namespace "$OPERATOR_NS" \
   --metrics-addr 127.0.0.1:0 >"$WORK/operator.log" 2>&1 &
 pids+=($!)
 
@@ -100,9 +107,14 @@ cat <<HINT
   logs: $WORK/operator.log, $WORK/emulator.log
 HINT
 
-if [[ ${1:-} == --exit || -n ${CI:-} || ! -t 0 ]]; then
+if [[ $mode == --exit ]] || [[ $mode != --wait && (-n ${CI:-} || ! -t 0) ]]; then
   exit 0
 fi
 echo
 echo "demo: running; press Ctrl-C to stop and clean up"
-while true; do sleep 3600; done
+# (`wait` returns at once when a trapped signal arrives; a foreground sleep
+# would hold the trap back until it ended.)
+while true; do
+  sleep 3600 &
+  wait $! || true
+done
