@@ -116,7 +116,7 @@ impl Default for Metrics {
         );
         registry.register(
             "kubernetes_writes",
-            "Writes to the Kubernetes API, per kind and object (status, secret, event)",
+            "Writes to the Kubernetes API, per kind and object (finalizer, status, secret, event)",
             kube_writes.clone(),
         );
         Metrics {

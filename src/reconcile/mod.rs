@@ -191,6 +191,10 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         return Ok(Action::await_change());
     }
 
+    // The finalizer helper adds ours to a live object and removes it after
+    // a cleanup: either is one write (counted when the reconcile succeeds).
+    let has_finalizer = obj.finalizers().iter().any(|f| f == FINALIZER);
+    let finalizer_write = has_finalizer == obj.meta().deletion_timestamp.is_some();
     let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
         match event {
             Finalizer::Apply(o) => apply(o, &api, &ctx).await,
@@ -204,6 +208,9 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         .reconcile_finished(K::KIND, started.elapsed(), result.as_ref().err());
     match result {
         Ok(action) => {
+            if finalizer_write {
+                ctx.metrics.kube_write(K::KIND, "finalizer");
+            }
             ctx.forget_failures(&obj.uid().unwrap_or_default());
             Ok(action)
         }
