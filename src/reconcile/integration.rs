@@ -151,6 +151,15 @@ fn matches_params(integration: &Integration, params: &IntegrationParams) -> bool
         }
 }
 
+/// Creates the integration the spec describes.
+async fn provision(conn: &IntegrationConnection) -> Result<Integration> {
+    Ok(conn
+        .app
+        .client
+        .create_integration(&conn.app.app_id, &conn.params)
+        .await?)
+}
+
 impl Managed for SmoochIntegration {
     type Connection = IntegrationConnection;
     type External = Integration;
@@ -223,11 +232,7 @@ impl Managed for SmoochIntegration {
     }
 
     async fn create(&self, conn: &IntegrationConnection, _: &Context) -> Result<Integration> {
-        Ok(conn
-            .app
-            .client
-            .create_integration(&conn.app.app_id, &conn.params)
-            .await?)
+        provision(conn).await
     }
 
     fn drift(&self, conn: &IntegrationConnection, external: &Integration) -> Option<String> {
@@ -265,11 +270,7 @@ impl Managed for SmoochIntegration {
             Err(e) if !e.is_not_found() => return Err(e.into()),
             _ => {}
         }
-        Ok(conn
-            .app
-            .client
-            .create_integration(&conn.app.app_id, &conn.params)
-            .await?)
+        provision(conn).await
     }
 
     async fn delete(&self, conn: &IntegrationConnection, id: &str) -> Result<()> {

@@ -222,9 +222,9 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
 }
 
 async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<Action> {
-    // The cached copy can predate our own status write: the Secret written
-    // just before it queues another reconcile at once, often before the
-    // watch delivers the status. Acting on such a copy could create, rotate
+    // The cached copy can predate our own status write: another event (the
+    // app a dependent waits for, a finalizer added) can queue a reconcile
+    // before the watch delivers that status. Acting on such a copy could create, rotate
     // or re-provision a second time, so before any of that (no id recorded,
     // the recorded object gone, or drift to repair) the resource is read
     // from the API server and the decision taken again on the fresh copy.
