@@ -878,8 +878,9 @@ impl World {
             .await;
     }
 
-    /// Polls until 3n objects are Ready; returns false on timeout.
-    async fn wait_all_ready(&self, n: usize, timeout: Duration) -> bool {
+    /// Polls until 3n objects are Ready; false after `--timeout-secs`.
+    async fn wait_all_ready(&self, n: usize, common: &Common) -> bool {
+        let timeout = Duration::from_secs(common.timeout_secs);
         let poll = if n <= 100 {
             Duration::from_millis(200)
         } else if n <= 300 {
@@ -1206,9 +1207,7 @@ async fn converge_once(
     let t0 = Instant::now();
     world.apply(0..n).await;
     let apply_s = t0.elapsed().as_secs_f64();
-    let ok = world
-        .wait_all_ready(n, Duration::from_secs(common.timeout_secs))
-        .await;
+    let ok = world.wait_all_ready(n, common).await;
     let converge_s = t0.elapsed().as_secs_f64();
     world.settle(common).await;
     let counts = world.emu.counts();
@@ -1637,9 +1636,7 @@ async fn steady(client: &Client, common: &Common, n: usize, periods: u32) {
     op.wait_ready(&world.http).await;
     let t0 = Instant::now();
     world.apply(0..n).await;
-    let ok = world
-        .wait_all_ready(n, Duration::from_secs(common.timeout_secs))
-        .await;
+    let ok = world.wait_all_ready(n, common).await;
     let converge_s = t0.elapsed().as_secs_f64();
     world.settle(common).await;
     let c0 = world.emu.counts();
@@ -1838,9 +1835,7 @@ async fn crash(client: &Client, common: &Common, n: usize, kills: usize, max_gap
     };
     let (_, killed_before_ready) = futures::join!(apply, killer);
     let last_restart = Instant::now();
-    let ok = world
-        .wait_all_ready(n, Duration::from_secs(common.timeout_secs))
-        .await;
+    let ok = world.wait_all_ready(n, common).await;
     let converge_s = t0.elapsed().as_secs_f64();
     let after_last = last_restart.elapsed().as_secs_f64();
     world.settle(common).await;
@@ -1958,10 +1953,7 @@ async fn failover(client: &Client, common: &Common, n: usize, runs: usize, lease
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         // Without a new leader nothing would converge: report, do not wait.
-        let ok = takeover.is_some()
-            && world
-                .wait_all_ready(n, Duration::from_secs(common.timeout_secs))
-                .await;
+        let ok = takeover.is_some() && world.wait_all_ready(n, common).await;
         let all_ready_after_kill = killed.elapsed().as_secs_f64();
         let converge_s = t0.elapsed().as_secs_f64();
         world.settle(common).await;
@@ -2107,9 +2099,7 @@ async fn apiserver_restart(
     }
     let apiserver_up_s = restarted.elapsed().as_secs_f64();
     let up = Instant::now();
-    let ok = world
-        .wait_all_ready(n, Duration::from_secs(common.timeout_secs))
-        .await;
+    let ok = world.wait_all_ready(n, common).await;
     let after_up = up.elapsed().as_secs_f64();
     let converge_s = t0.elapsed().as_secs_f64();
     let same_process = op.alive() && op.pid() == pid;
