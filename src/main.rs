@@ -73,9 +73,11 @@ struct Cli {
     /// Address of the health (/healthz, /readyz) and metrics (/metrics) server.
     #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
-    /// Log level (or a RUST_LOG filter), e.g. info, debug.
-    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
-    log_level: String,
+    /// Log level or filter, e.g. info, debug, info,kube=warn. Precedence:
+    /// --log-level, then LOG_LEVEL, then RUST_LOG, then info. Text logs are
+    /// coloured only on a terminal (and not with NO_COLOR set).
+    #[arg(long, env = "LOG_LEVEL", value_parser = telemetry::parse_level)]
+    log_level: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "LOG_JSON", default_value_t = false)]
     log_json: bool,
@@ -130,7 +132,7 @@ async fn ready(State(http): State<Http>) -> StatusCode {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init(&cli.log_level, cli.log_json);
+    telemetry::init(cli.log_level.as_deref(), cli.log_json);
 
     let metrics = Arc::new(Metrics::default());
     let transport = Transport::new(

@@ -1749,3 +1749,406 @@ async fn the_binary_prints_a_token_writes_the_env_file_and_stops_on_sigterm() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+// ---------- issue 9: bounded counters, hyper's errors, hyphen secrets, logs ----------
+
+#[tokio::test]
+async fn unknown_method_names_share_one_counter_so_the_counters_stay_bounded() {
+    let emulator = start().await;
+    let client = http();
+    let before = emulator.state().request_counts();
+    for i in 0..300 {
+        let method = reqwest::Method::from_bytes(format!("NOPE{i:04}").as_bytes()).unwrap();
+        for path in ["/v1/apps", "/v1.1/apps"] {
+            let answer = send(client.request(method.clone(), url(&emulator, path))).await;
+            assert_error(&answer, 405, "method_not_allowed", "is not allowed");
+        }
+    }
+    // Standard methods keep their names.
+    send(client.patch(url(&emulator, "/v1/apps"))).await;
+    let counts = admin_requests(&emulator).await;
+    let keys = counts["routes"].as_object().expect("routes").len();
+    assert!(
+        keys <= 3,
+        "600 requests with 300 distinct method names made {keys} counter keys: {}",
+        counts["routes"]
+    );
+    assert_eq!(counts["routes"]["OTHER /v1/apps"], 300, "{counts}");
+    assert_eq!(counts["routes"]["OTHER /v1.1/apps"], 300, "{counts}");
+    assert_eq!(counts["routes"]["PATCH /v1/apps"], 1, "{counts}");
+    assert_eq!(counts["statuses"]["OTHER /v1/apps"], json!({"405": 300}));
+    assert_eq!(counts["total"], 601);
+    assert_eq!(before.routes.len(), 0);
+    assert_eq!(emulator.state().request_counts().statuses.len(), keys);
+}
+
+/// Sends `request` on a fresh connection (writing from a task of its own,
+/// so that a server that stops reading cannot block us) and reads the
+/// answer until the server closes the connection.
+async fn raw_exchange(emulator: &RunningEmulator, request: Vec<u8>) -> Answer {
+    parse_answer(&raw_text(emulator, request).await)
+}
+
+/// What the server sent back on a fresh connection, until it closed it.
+async fn raw_text(emulator: &RunningEmulator, request: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(emulator.local_addr())
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let writing = tokio::spawn(async move {
+        let _ = writer.write_all(&request).await;
+        let _ = writer.flush().await;
+        writer
+    });
+    let mut received = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let read = async {
+        loop {
+            match reader.read(&mut chunk).await {
+                Ok(0) => break,
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+                Err(e) if !received.is_empty() => {
+                    eprintln!("read ended with {e} after {} bytes", received.len());
+                    break;
+                }
+                Err(e) => panic!("no answer: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("the emulator answers and closes");
+    writing.abort();
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// One answer: head and a body of exactly its content-length.
+fn parse_answer(text: &str) -> Answer {
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP head in {text:?}"));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head:?}"));
+    let mut headers = reqwest::header::HeaderMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').expect("header line");
+        headers.append(
+            reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+            value.trim().parse().unwrap(),
+        );
+    }
+    if let Some(length) = headers.get("content-length") {
+        let length: usize = length.to_str().unwrap().parse().unwrap();
+        assert_eq!(body.len(), length, "content-length of {text:?}");
+    }
+    Answer {
+        status,
+        headers,
+        text: body.to_owned(),
+        json: serde_json::from_str(body).unwrap_or(Value::Null),
+    }
+}
+
+#[tokio::test]
+async fn errors_made_before_routing_have_the_error_body() {
+    let emulator = start().await;
+    // A path over hyper's 64 KiB URI limit: 414.
+    let long_path = format!("/v1/apps/{}", "a".repeat(70 * 1024));
+    let answer = raw_exchange(
+        &emulator,
+        format!("GET {long_path} HTTP/1.1\r\nhost: x\r\n\r\n").into_bytes(),
+    )
+    .await;
+    assert_error(&answer, 414, "uri_too_long", "too long");
+    // A 1 MiB header: 431.
+    let big_header = format!(
+        "GET /v1/apps HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "b".repeat(1024 * 1024)
+    );
+    let answer = raw_exchange(&emulator, big_header.into_bytes()).await;
+    assert_error(&answer, 431, "request_header_fields_too_large", "too large");
+    // Too many headers: 431 as well.
+    let mut many = String::from("GET /v1/apps HTTP/1.1\r\nhost: x\r\n");
+    for i in 0..200 {
+        many.push_str(&format!("x-h{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let answer = raw_exchange(&emulator, many.into_bytes()).await;
+    assert_error(&answer, 431, "request_header_fields_too_large", "too large");
+    // A head hyper cannot parse: 400.
+    let answer = raw_exchange(
+        &emulator,
+        b"GET /v1/apps HTTP/1.1\r\nhost: x\r\nno colon here\r\n\r\n".to_vec(),
+    )
+    .await;
+    assert_error(&answer, 400, "bad_request", "Malformed");
+    // The emulator still serves afterwards, and ordinary answers on a
+    // keep-alive connection are untouched.
+    let app = new_app(&maker(&emulator, "v1"), "after").await;
+    let keep_alive = raw_text(
+        &emulator,
+        format!(
+            "GET /v1/apps/{id} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\r\n\
+             GET /v1/nothing HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+            id = app.id,
+            token = emulator.app_maker_token().expose()
+        )
+        .into_bytes(),
+    )
+    .await;
+    // Answers to HEAD have no body, errors included.
+    for path in ["/v1/nothing", "/v1/apps"] {
+        let head = raw_text(
+            &emulator,
+            format!("HEAD {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").into_bytes(),
+        )
+        .await;
+        assert!(head.starts_with("HTTP/1.1 4"), "{head}");
+        assert!(
+            head.ends_with("\r\n\r\n"),
+            "a body in the answer to HEAD: {head}"
+        );
+    }
+    let second = keep_alive.find("HTTP/1.1 404 ").expect("two answers");
+    let (first, second) = keep_alive.split_at(second);
+    let first = parse_answer(first);
+    assert_eq!(first.status, 200, "{keep_alive}");
+    assert_eq!(first.json["app"]["_id"], app.id.as_str());
+    assert_error(&parse_answer(second), 404, "not_found", "No such endpoint");
+}
+
+#[tokio::test]
+async fn generated_secrets_never_start_with_a_hyphen() {
+    // Maker secrets: each emulator state generates one.
+    for _ in 0..2000 {
+        let (state, source) = emulator::EmulatorState::open(&EmulatorConfig::default()).unwrap();
+        assert_eq!(source, MakerKeySource::Generated);
+        let secret = state.maker_secret().expose().to_owned();
+        assert!(
+            !secret.starts_with('-'),
+            "generated maker secret {secret:?} starts with '-'"
+        );
+    }
+    // Key and webhook secrets, over HTTP.
+    let emulator = start().await;
+    let smooch = maker(&emulator, "v1");
+    let app = new_app(&smooch, "hyphens").await;
+    let mut secrets = Vec::new();
+    for chunk in 0..8 {
+        let (smooch, app_id) = (&smooch, app.id.as_str());
+        let keys = join_all(
+            (0..75)
+                .map(|i| async move { smooch.create_key(app_id, &format!("k{chunk}-{i}")).await }),
+        );
+        let hooks = join_all((0..75).map(|i| async move {
+            let params = WebhookParams {
+                target: Some(format!("http://example.com/{chunk}/{i}")),
+                ..Default::default()
+            };
+            smooch.create_webhook(app_id, &params).await
+        }));
+        let (keys, hooks) = tokio::join!(keys, hooks);
+        secrets.extend(
+            keys.into_iter()
+                .map(|k| k.unwrap().secret.expose().to_owned()),
+        );
+        secrets.extend(
+            hooks
+                .into_iter()
+                .map(|w| w.unwrap().secret.expose().to_owned()),
+        );
+    }
+    assert_eq!(secrets.len(), 1200);
+    let hyphenated: Vec<&String> = secrets.iter().filter(|s| s.starts_with('-')).collect();
+    assert!(
+        hyphenated.is_empty(),
+        "{} of 1200 key and webhook secrets start with '-': {hyphenated:?}",
+        hyphenated.len()
+    );
+}
+
+#[tokio::test]
+async fn the_binary_takes_secrets_that_start_with_a_hyphen() {
+    let secret = "-Zx3_secret-starting-with-hyphen";
+    for (id_flag, secret_flag) in [
+        ("--maker-key-id", "--maker-secret"),
+        ("--key-id", "--secret"),
+    ] {
+        let output = binary()
+            .args(["token", id_flag, "app_hyphen", secret_flag, secret])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "`token {secret_flag} {secret}` failed: {stderr}"
+        );
+        let token = String::from_utf8(output.stdout).unwrap();
+        let claims = jwt::verify(token.trim(), &secret.into()).expect("signed with the secret");
+        assert_eq!(claims, Claims::app_maker());
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join("smooch.env");
+    let mut child = binary()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--maker-key-id",
+            "app_hyphen",
+            "--maker-secret",
+            secret,
+            "--print-env",
+        ])
+        .arg(&env_file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !env_file.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let output = child.wait_with_output().await.unwrap();
+            panic!(
+                "`serve --maker-secret {secret}` exited ({status}): {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        assert!(Instant::now() < deadline, "the env file never appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let env_text = std::fs::read_to_string(&env_file).unwrap();
+    assert!(
+        env_text.contains(&format!("SMOOCH_SECRET={secret}\n")),
+        "{env_text}"
+    );
+    child.kill().await.unwrap();
+}
+
+/// Runs `serve` with stderr (its log) going to a file, makes one API
+/// request, stops it with SIGTERM and returns the log.
+async fn serve_log(args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join("smooch.env");
+    let log_file = dir.path().join("emulator.log");
+    let mut command = binary();
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--print-env"])
+        .arg(&env_file)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_file).unwrap());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !env_file.exists() {
+        if child.try_wait().unwrap().is_some() {
+            panic!(
+                "serve {args:?} exited: {}",
+                std::fs::read_to_string(&log_file).unwrap()
+            );
+        }
+        assert!(Instant::now() < deadline, "the env file never appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let env_text = std::fs::read_to_string(&env_file).unwrap();
+    let base = env_text
+        .lines()
+        .find_map(|l| l.strip_prefix("SMOOCH_URL="))
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        send(http().get(format!("{base}/v1/apps"))).await.status,
+        401
+    );
+    let pid = child.id().expect("running").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("it stops")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    std::fs::read_to_string(&log_file).unwrap()
+}
+
+/// The log without colour codes, so that the level checks do not depend on
+/// the colour check.
+fn plain(log: &str) -> String {
+    let mut out = String::new();
+    let mut rest = log;
+    while let Some(start) = rest.find("\x1b[") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find(|c: char| c.is_ascii_alphabetic())
+            .map_or(after.len(), |i| i + 1);
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn the_binary_logs_without_colour_to_a_file() {
+    let log = serve_log(&[], &[]).await;
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(
+        !log.contains("\x1b["),
+        "colour codes in a log file: {log:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_binary_log_level_flag_then_env_then_rust_log_then_info() {
+    // Default: info (the per-request lines are debug).
+    let log = plain(&serve_log(&[], &[]).await);
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(!log.contains("route=/v1/apps"), "debug at info: {log}");
+
+    // RUST_LOG applies when no level is given.
+    let log = plain(&serve_log(&[], &[("RUST_LOG", "debug")]).await);
+    assert!(
+        log.contains("route=/v1/apps"),
+        "RUST_LOG=debug ignored: {log}"
+    );
+
+    // --log-level and SMOOCH_EMULATOR_LOG win over RUST_LOG, the flag first.
+    let log = plain(&serve_log(&["--log-level", "debug"], &[("RUST_LOG", "warn")]).await);
+    assert!(
+        log.contains("route=/v1/apps") && log.contains("shutting down"),
+        "--log-level debug lost to RUST_LOG=warn: {log}"
+    );
+    let log = plain(
+        &serve_log(
+            &[],
+            &[("SMOOCH_EMULATOR_LOG", "warn"), ("RUST_LOG", "debug")],
+        )
+        .await,
+    );
+    assert!(
+        !log.contains("route=/v1/apps") && !log.contains("shutting down"),
+        "SMOOCH_EMULATOR_LOG=warn lost to RUST_LOG=debug: {log}"
+    );
+    let log = plain(&serve_log(&["--log-level", "info"], &[("SMOOCH_EMULATOR_LOG", "warn")]).await);
+    assert!(
+        log.contains("shutting down"),
+        "--log-level info lost to SMOOCH_EMULATOR_LOG=warn: {log}"
+    );
+}

@@ -241,3 +241,161 @@ async fn killed_between_create_and_status_the_operator_finds_its_app_instead_of_
     );
     h.finish().await;
 }
+
+// ---------- logging: level precedence and colour ----------
+
+/// Starts the operator binary with its output going to a file, against a
+/// kubeconfig whose API server is not there (the operator starts, logs,
+/// serves /healthz and keeps retrying Kubernetes; nothing else is needed).
+/// Waits until /healthz answers, lets it run a moment, kills it and
+/// returns what it wrote.
+async fn operator_log(args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\n\
+         clusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n\
+         users: [{name: u, user: {token: t}}]\n\
+         contexts: [{name: c, context: {cluster: c, user: u}}]\n\
+         current-context: c\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log_path = dir.path().join("operator.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_smooch-operator"));
+    for (name, _) in std::env::vars() {
+        if [
+            "RUST_LOG",
+            "LOG_LEVEL",
+            "LOG_JSON",
+            "NO_COLOR",
+            "KUBECONFIG",
+            "METRICS_ADDR",
+            "SMOOCH_URL",
+            "LEADER_ELECT",
+        ]
+        .contains(&name.as_str())
+        {
+            command.env_remove(name);
+        }
+    }
+    command
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .args(["--smooch-url", "http://127.0.0.1:9"])
+        .args(args)
+        .env("KUBECONFIG", &kubeconfig)
+        .envs(env.iter().copied())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file);
+    let mut child = command.spawn().expect("operator binary starts");
+    // reqwest is built without a bundled crypto provider (see Transport::new).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "operator exited ({status}): {}",
+                std::fs::read_to_string(&log_path).unwrap()
+            );
+        }
+        let healthz = http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await;
+        if healthz.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no /healthz: {}",
+            std::fs::read_to_string(&log_path).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Time for a few failed calls to the missing API server to be logged.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::read_to_string(&log_path).unwrap()
+}
+
+const STARTING: &str = "smooch-operator starting";
+
+/// The log without colour codes, so that the level checks do not depend on
+/// the colour check.
+fn plain(log: &str) -> String {
+    let mut out = String::new();
+    let mut rest = log;
+    while let Some(start) = rest.find("\x1b[") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find(|c: char| c.is_ascii_alphabetic())
+            .map_or(after.len(), |i| i + 1);
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn text_logs_in_a_file_have_no_colour() {
+    let log = operator_log(&[], &[]).await;
+    assert!(log.contains(STARTING), "{log}");
+    assert!(
+        !log.contains("\x1b["),
+        "colour codes in a log file: {log:?}"
+    );
+}
+
+#[tokio::test]
+async fn log_level_flag_then_env_then_rust_log_then_info() {
+    // Neither --log-level, LOG_LEVEL nor RUST_LOG: info.
+    let log = plain(&operator_log(&[], &[]).await);
+    assert!(log.contains(STARTING), "{log}");
+    assert!(
+        !log.contains("DEBUG"),
+        "debug lines at the default info: {log}"
+    );
+
+    // RUST_LOG applies when no level is given.
+    let log = plain(&operator_log(&[], &[("RUST_LOG", "error")]).await);
+    assert!(!log.contains(STARTING), "RUST_LOG=error ignored: {log}");
+    let log = plain(&operator_log(&[], &[("RUST_LOG", "debug")]).await);
+    assert!(log.contains("DEBUG"), "RUST_LOG=debug ignored: {log}");
+
+    // --log-level, or LOG_LEVEL, wins over RUST_LOG.
+    let log = plain(&operator_log(&["--log-level", "info"], &[("RUST_LOG", "error")]).await);
+    assert!(
+        log.contains(STARTING),
+        "--log-level info lost to RUST_LOG=error: {log}"
+    );
+    let log = plain(&operator_log(&[], &[("LOG_LEVEL", "info"), ("RUST_LOG", "debug")]).await);
+    assert!(
+        log.contains(STARTING) && !log.contains("DEBUG"),
+        "LOG_LEVEL=info lost to RUST_LOG=debug: {log}"
+    );
+    let log = plain(&operator_log(&["--log-level", "warn"], &[("LOG_LEVEL", "debug")]).await);
+    assert!(
+        !log.contains(STARTING),
+        "--log-level warn lost to LOG_LEVEL=debug: {log}"
+    );
+
+    // A level that is not a filter is refused with a message.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_smooch-operator"))
+        .args(["--log-level", "smooch=verbose"])
+        .env_remove("LOG_LEVEL")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--log-level"), "{stderr}");
+}

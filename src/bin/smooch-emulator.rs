@@ -7,6 +7,7 @@ use smooch_operator::emulator::{
 };
 use smooch_operator::smooch::Sensitive;
 use smooch_operator::smooch::jwt::{self, Claims};
+use smooch_operator::telemetry;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,11 +43,13 @@ struct ServeArgs {
     /// A state file's key wins over it.
     #[arg(long, env = "SMOOCH_EMULATOR_MAKER_KEY_ID", requires = "maker_secret")]
     maker_key_id: Option<String>,
-    /// App-maker key secret (with --maker-key-id).
+    /// App-maker key secret (with --maker-key-id). A value starting with
+    /// '-' is taken as the secret.
     #[arg(
         long,
         env = "SMOOCH_EMULATOR_MAKER_SECRET",
         hide_env_values = true,
+        allow_hyphen_values = true,
         requires = "maker_key_id"
     )]
     maker_secret: Option<String>,
@@ -69,6 +72,12 @@ struct ServeArgs {
     /// to this file (mode 0600) once listening.
     #[arg(long, env = "SMOOCH_EMULATOR_PRINT_ENV")]
     print_env: Option<PathBuf>,
+    /// Log level or filter for the log on stderr, e.g. info, debug (debug
+    /// logs one line per request). Precedence: --log-level, then
+    /// SMOOCH_EMULATOR_LOG, then RUST_LOG, then info. Coloured only on a
+    /// terminal (and not with NO_COLOR set).
+    #[arg(long, env = "SMOOCH_EMULATOR_LOG", value_parser = telemetry::parse_level)]
+    log_level: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -76,12 +85,14 @@ struct TokenArgs {
     /// Id of the signing key (the app-maker key, or an app's key for --scope app).
     #[arg(long, visible_alias = "key-id", env = "SMOOCH_EMULATOR_MAKER_KEY_ID")]
     maker_key_id: String,
-    /// Secret of the signing key.
+    /// Secret of the signing key. A value starting with '-' is taken as
+    /// the secret.
     #[arg(
         long,
         visible_alias = "secret",
         env = "SMOOCH_EMULATOR_MAKER_SECRET",
-        hide_env_values = true
+        hide_env_values = true,
+        allow_hyphen_values = true
     )]
     maker_secret: String,
     #[arg(long, value_enum, default_value_t = TokenScope::AppMaker)]
@@ -140,13 +151,7 @@ fn token(args: TokenArgs) -> Result<(), String> {
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SMOOCH_EMULATOR_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    telemetry::init_to(telemetry::Output::Stderr, args.log_level.as_deref(), false);
     let print_env = args.print_env.clone();
     let config = EmulatorConfig {
         listen: args.listen,

@@ -5,6 +5,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 
 const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const URL_SAFE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 fn random_from(alphabet: &[u8], len: usize) -> String {
@@ -29,9 +30,13 @@ pub fn app_token() -> String {
     random_from(LOWER_ALNUM, 25)
 }
 
-/// Key and webhook secrets: 24 URL-safe characters.
+/// Key, webhook and app-maker secrets: 24 URL-safe characters, the first
+/// a letter or digit, so that a secret never starts with `-` and can follow
+/// a command-line flag as is (`--maker-secret <secret>`).
 pub fn secret() -> String {
-    random_from(URL_SAFE, 24)
+    let mut secret = random_from(ALNUM, 1);
+    secret.push_str(&random_from(URL_SAFE, 23));
+    secret
 }
 
 /// A stable hash of the parts (with a separator so that `["ab","c"]` and
@@ -89,6 +94,20 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         );
         assert_ne!(object_id(), object_id());
+    }
+
+    #[test]
+    fn secrets_never_start_with_a_hyphen() {
+        // With a first character drawn from all 64, about 156 of these
+        // would start with '-'.
+        for _ in 0..10_000 {
+            let secret = secret();
+            assert_eq!(secret.len(), 24);
+            assert!(
+                secret.starts_with(|c: char| c.is_ascii_alphanumeric()),
+                "{secret}"
+            );
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@
 mod admin;
 mod auth;
 mod body;
+mod connection;
 mod error;
 mod faults;
 mod ids;

@@ -1,5 +1,11 @@
 //! Request counters per route template (`"POST /v1/apps/{appId}/keys"`),
 //! so tests can assert how many calls a client made.
+//!
+//! The counters' keys are bounded whatever clients send: routes are the
+//! emulator's own templates, status codes are the few it answers with, and
+//! methods outside the standard nine (GET, HEAD, POST, PUT, DELETE, PATCH,
+//! OPTIONS, TRACE, CONNECT) are all counted under one label, `OTHER`. (They
+//! are answered 405 `method_not_allowed` with Smooch's error body.)
 
 use super::faults::Faulted;
 use super::state::EmulatorState;
@@ -17,7 +23,8 @@ pub struct RequestCounts {
     pub reads: u64,
     /// Every other method.
     pub writes: u64,
-    /// Requests per `"METHOD /route/{template}"`.
+    /// Requests per `"METHOD /route/{template}"`; METHOD is one of the
+    /// standard nine or `OTHER`.
     pub routes: BTreeMap<String, u64>,
     /// Answers per route and status code.
     pub statuses: BTreeMap<String, BTreeMap<u16, u64>>,
@@ -46,6 +53,26 @@ impl RequestCounts {
     }
 }
 
+/// The counters' name for a method: a standard method's own name, else
+/// [`OTHER_METHOD`], so that made-up method names cannot grow the counters.
+pub fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "CONNECT" => "CONNECT",
+        _ => OTHER_METHOD,
+    }
+}
+
+/// The counters' label for every non-standard method.
+pub const OTHER_METHOD: &str = "OTHER";
+
 /// Middleware on the API routes: counts each answer under its route
 /// template and logs method, route and status (never headers or bodies).
 pub async fn count(State(state): State<EmulatorState>, request: Request, next: Next) -> Response {
@@ -57,10 +84,11 @@ pub async fn count(State(state): State<EmulatorState>, request: Request, next: N
         .to_owned();
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    tracing::debug!(%method, route = %template, status, "request");
+    let label = method_label(&method);
+    tracing::debug!(method = label, route = %template, status, "request");
     let faulted = response.extensions().get::<Faulted>().is_some();
     state.with_request_counts(|counts| {
-        counts.record(&method, format!("{method} {template}"), status, faulted)
+        counts.record(&method, format!("{label} {template}"), status, faulted)
     });
     response
 }
@@ -79,5 +107,15 @@ mod tests {
         assert_eq!(c.routes["POST /v1/apps"], 2);
         assert_eq!(c.statuses["POST /v1/apps"][&429], 1);
         assert_eq!(c.faulted[&429], 1);
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        assert_eq!(method_label(&Method::CONNECT), "CONNECT");
+        for name in ["FOO", "get", "PROPFIND", "X-123456789012345678901234567890"] {
+            let method = Method::from_bytes(name.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), OTHER_METHOD, "{name}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Starting and stopping the emulator: [`spawn`] binds, serves in a task
 //! and hands back a [`RunningEmulator`].
 
+use super::connection::ErrorBodyListener;
 use super::faults::Faults;
 use super::ids;
 use super::persist::{StateFile, StateFileError};
@@ -85,7 +86,7 @@ pub async fn spawn(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
     let (stop, stopped) = oneshot::channel::<()>();
     let app = router(state.clone());
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(ErrorBodyListener(listener), app)
             .with_graceful_shutdown(async {
                 // A dropped sender (RunningEmulator dropped) stops it too.
                 let _ = stopped.await;
