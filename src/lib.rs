@@ -36,6 +36,19 @@ pub enum Error {
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
 
+    /// The Smooch object is managed by another resource (recorded in its
+    /// status, or tagged with its uid): never taken over.
+    #[error("{0}")]
+    AlreadyManaged(String),
+
+    /// The operator's tenancy settings forbid this (default credentials or
+    /// adoption outside the allowed namespaces).
+    #[error("{message}")]
+    NotAllowed {
+        reason: &'static str,
+        message: String,
+    },
+
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -60,6 +73,8 @@ impl Error {
             Error::Waiting { reason, .. } => (*reason).into(),
             Error::SecretConflict { .. } => "SecretConflict".into(),
             Error::InvalidSpec(_) => "InvalidSpec".into(),
+            Error::AlreadyManaged(_) => "AlreadyManaged".into(),
+            Error::NotAllowed { reason, .. } => (*reason).into(),
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),
@@ -85,7 +100,10 @@ impl Error {
     pub fn is_permanent(&self) -> bool {
         match self.root() {
             Error::Smooch(e) => !e.is_transient(),
-            Error::SecretConflict { .. } | Error::InvalidSpec(_) => true,
+            Error::SecretConflict { .. }
+            | Error::InvalidSpec(_)
+            | Error::AlreadyManaged(_)
+            | Error::NotAllowed { .. } => true,
             _ => false,
         }
     }

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use clap::Parser;
 use smooch_operator::metrics::Metrics;
+use smooch_operator::reconcile::context::NamespaceSet;
 use smooch_operator::reconcile::controllers::{self, Readiness, Scope};
 use smooch_operator::reconcile::key::parse_duration;
 use smooch_operator::reconcile::{Context, Settings};
@@ -49,6 +50,26 @@ struct Cli {
         default_value = ""
     )]
     watch_namespaces: Vec<String>,
+    /// Namespaces whose SmoochApps may use the default credentials, comma
+    /// separated; `*` allows every namespace. Elsewhere an app must name its
+    /// own credentials Secret (spec.credentialsSecretRef).
+    #[arg(
+        long,
+        env = "DEFAULT_CREDENTIALS_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    default_credentials_namespaces: Vec<String>,
+    /// Namespaces whose resources may adopt existing Smooch objects (the
+    /// smooch-operator.io/external-id annotation), comma separated; `*`
+    /// allows every namespace.
+    #[arg(
+        long,
+        env = "ADOPTION_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    adoption_namespaces: Vec<String>,
     /// How often each resource is checked against Smooch (Go duration).
     #[arg(long, env = "RESYNC_PERIOD", default_value = "10m", value_parser = duration)]
     resync_period: Duration,
@@ -157,6 +178,16 @@ async fn main() -> anyhow::Result<()> {
         default_credentials_secret: cli.default_credentials_secret.clone(),
         resync_period: cli.resync_period,
         permanent_error_retry: cli.permanent_error_retry,
+        watch_namespaces: cli
+            .watch_namespaces
+            .iter()
+            .filter(|n| !n.is_empty())
+            .cloned()
+            .collect(),
+        default_credentials_namespaces: NamespaceSet::from_list(
+            &cli.default_credentials_namespaces,
+        ),
+        adoption_namespaces: NamespaceSet::from_list(&cli.adoption_namespaces),
         ..Default::default()
     };
     let ctx = Arc::new(Context::new(client, transport, settings, metrics.clone()));

@@ -227,6 +227,97 @@ async fn invalid_manifests_are_rejected_naming_the_field() {
             "spec.twilio.authTokenRef.key",
         ),
         (
+            "secret template name not a DNS name",
+            with(
+                &app(),
+                &["spec", "secretTemplate"],
+                json!({"name": "Bad_Name"}),
+            ),
+            "spec.secretTemplate.name",
+        ),
+        (
+            "secret template name too long",
+            with(
+                &app(),
+                &["spec", "secretTemplate"],
+                json!({"name": "a".repeat(254)}),
+            ),
+            "spec.secretTemplate.name",
+        ),
+        (
+            "secret template label value with a space",
+            with(
+                &key(),
+                &["spec", "secretTemplate"],
+                json!({"labels": {"team": "a b"}}),
+            ),
+            "spec.secretTemplate.labels",
+        ),
+        (
+            "secret template label value too long",
+            with(
+                &webhook(),
+                &["spec", "secretTemplate"],
+                json!({"labels": {"team": "x".repeat(64)}}),
+            ),
+            "spec.secretTemplate.labels",
+        ),
+        (
+            "secret template label key invalid",
+            with(
+                &app(),
+                &["spec", "secretTemplate"],
+                json!({"labels": {"bad key": "x"}}),
+            ),
+            "spec.secretTemplate.labels",
+        ),
+        (
+            "secret template annotation key invalid",
+            with(
+                &app(),
+                &["spec", "secretTemplate"],
+                json!({"annotations": {"-leading-dash": "x"}}),
+            ),
+            "spec.secretTemplate.annotations",
+        ),
+        (
+            "rotation every millisecond",
+            with(
+                &key(),
+                &["spec", "rotation"],
+                json!({"every": "1ms", "overlap": "1ms"}),
+            ),
+            "spec.rotation.every",
+        ),
+        (
+            "rotation every 15 seconds",
+            with(
+                &key(),
+                &["spec", "rotation"],
+                json!({"every": "15s", "overlap": "1s"}),
+            ),
+            "spec.rotation.every",
+        ),
+        (
+            "rotation overlap longer than the period",
+            with(
+                &key(),
+                &["spec", "rotation"],
+                json!({"every": "2h", "overlap": "3h"}),
+            ),
+            "spec.rotation.overlap",
+        ),
+        (
+            "rotation default overlap (1h) longer than the period",
+            with(&key(), &["spec", "rotation"], json!({"every": "30m"})),
+            "spec.rotation.overlap",
+        ),
+        (
+            "twilio type without twilio block",
+            with(&twilio(), &["spec", "twilio"], Value::Null),
+            "spec.twilio",
+        ),
+        (
             "webhook without target",
             with(&webhook(), &["spec", "target"], Value::Null),
             "spec.target",
@@ -268,6 +359,21 @@ async fn invalid_manifests_are_rejected_naming_the_field() {
             Err(message) if !message.contains(field) => {
                 failures.push(format!("{what}: message does not name {field}: {message}"))
             }
+            // A rule without a field path shows as `<nil>: ...` in kubectl
+            // (apart from the API server's own note that it skipped rules).
+            Err(message)
+                if message
+                    .split(" (Status")
+                    .next()
+                    .unwrap_or_default()
+                    .replace(
+                        "<nil>: Invalid value: null: some validation rules were not checked",
+                        "",
+                    )
+                    .contains("<nil>") =>
+            {
+                failures.push(format!("{what}: no field path: {message}"))
+            }
             Err(_) => {}
         }
     }
@@ -298,4 +404,36 @@ async fn immutable_fields_cannot_change() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("spec.appRef is immutable"), "{err}");
+}
+
+#[tokio::test]
+async fn valid_secret_templates_and_rotations_are_accepted() {
+    let client = support::kube_client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "crd-valid").await;
+    let template = json!({
+        "name": "shop.credentials-v2",
+        "labels": {"app.kubernetes.io/part-of": "shop", "team": "", "tier": "a_b.c-d"},
+        "annotations": {"example.com/owner": "any text at all: even spaces"}
+    });
+    let cases = [
+        with(&app(), &["spec", "secretTemplate"], template.clone()),
+        with(&key(), &["spec", "secretTemplate"], template),
+        with(
+            &key(),
+            &["spec", "rotation"],
+            json!({"every": "1m", "overlap": "1m"}),
+        ),
+        with(&key(), &["spec", "rotation"], json!({"every": "720h"})),
+        with(
+            &key(),
+            &["spec", "rotation"],
+            json!({"every": "1h30m", "overlap": "90m"}),
+        ),
+    ];
+    for manifest in &cases {
+        if let Err(e) = dry_run_apply(&client, &ns, manifest).await {
+            panic!("rejected: {e}\n{manifest:#}");
+        }
+    }
 }

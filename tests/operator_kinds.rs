@@ -100,11 +100,16 @@ async fn key_rotation_switches_the_secret_and_deletes_the_old_key_after_the_over
     h.create::<SmoochKey>(json!({
         "apiVersion": "smooch-operator.io/v1alpha1", "kind": "SmoochKey",
         "metadata": {"name": "rotating"},
-        "spec": {"appRef": {"name": "shop"}, "rotation": {"every": "3s", "overlap": "2s"}}
+        "spec": {"appRef": {"name": "shop"}, "rotation": {"every": "2h", "overlap": "1h"}}
     }))
     .await;
     let first = h.wait_ready::<SmoochKey>("rotating").await;
     let first_id = first.status.unwrap().key_id.unwrap();
+    h.patch_status_and_poke::<SmoochKey>(
+        "rotating",
+        json!({"keyCreatedAt": support::hours_ago(3)}),
+    )
+    .await;
     let rotated = h
         .wait_for::<SmoochKey>("rotating", "rotated", |k| {
             k.status
@@ -119,7 +124,16 @@ async fn key_rotation_switches_the_secret_and_deletes_the_old_key_after_the_over
     // The old key is still valid during the overlap, and the Secret already uses the new one.
     let secret = h.secret("rotating-key").await.unwrap();
     assert_eq!(secret_value(&secret, "keyId"), second_id);
+    h.smooch()
+        .get_key(&app_id, &first_id)
+        .await
+        .expect("the old key still works during the overlap");
     // After the overlap the old key is gone.
+    h.patch_status_and_poke::<SmoochKey>(
+        "rotating",
+        json!({"previousKeyExpiresAt": support::hours_ago(1)}),
+    )
+    .await;
     h.wait_for::<SmoochKey>("rotating", "old key dropped", |k| {
         k.status.as_ref().is_some_and(|s| {
             s.previous_key_id.is_none() || s.previous_key_id.as_deref() != Some(first_id.as_str())

@@ -4,11 +4,16 @@
 use super::credentials::{self, client_for};
 use super::status::{READY, is_true};
 use super::{Context, Managed, Observation, Origin};
-use crate::resources::{CommonStatus, DeletionPolicy, SecretTemplate, SmoochApp};
+use crate::resources::{
+    CommonStatus, DeletionPolicy, FINALIZER, SecretTemplate, SmoochApp, SmoochIntegration,
+    SmoochKey, SmoochWebhook,
+};
 use crate::smooch::SmoochClient;
 use crate::smooch::models::{App, AppParams, AppSettings, Metadata};
 use crate::{Error, Result};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::core::v1::Secret;
+use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -157,8 +162,77 @@ impl Managed for SmoochApp {
         serde_json::to_value(&self.status).unwrap_or(Value::Null)
     }
 
+    fn external_id(app: &App) -> String {
+        app.id.clone()
+    }
+
+    fn owner_tag(app: &App) -> Option<String> {
+        tag_of(app).map(str::to_string)
+    }
+
+    fn status_fields(&self, _: &SmoochClient, app: &App) -> Map<String, Value> {
+        let mut fields = Map::new();
+        fields.insert("appId".into(), json!(app.id));
+        if let Some(r) = &self.spec.credentials_secret_ref {
+            fields.insert("credentialsSecretName".into(), json!(r.name));
+        }
+        fields
+    }
+
+    /// Also keeps this app's own credentials Secret (if it has one) from
+    /// going away while the app may need it, and lets go of a previous one.
     async fn connect(&self, ctx: &Context) -> Result<SmoochClient> {
-        client_for(self, ctx).await
+        let (client, secret) = credentials::read_for(self, ctx).await?;
+        let namespace = self.namespace().unwrap_or_default();
+        let uid = self.uid().unwrap_or_default();
+        let current = self.spec.credentials_secret_ref.as_ref().map(|r| &r.name);
+        if let Some(previous) = self.recorded_credentials_secret()
+            && Some(previous) != current
+        {
+            credentials::release(&namespace, previous, &uid, ctx).await?;
+        }
+        if current.is_some() {
+            credentials::hold(&secret, &uid, ctx).await?;
+        }
+        Ok(client)
+    }
+
+    /// An Orphan app outlives its Smooch app, so dependents being deleted
+    /// still need its credentials to delete their own objects: wait for
+    /// them. (A Delete app takes its children with it in Smooch.)
+    async fn before_cleanup(&self, ctx: &Context) -> Result<()> {
+        if self.spec.deletion_policy == DeletionPolicy::Delete {
+            return Ok(());
+        }
+        let namespace = self.namespace().unwrap_or_default();
+        let terminating = namespace_terminating(&namespace, ctx).await;
+        let name = self.name_any();
+        let waiting = deleting_dependents::<SmoochKey>(&namespace, &name, terminating, ctx).await?
+            + deleting_dependents::<SmoochIntegration>(&namespace, &name, terminating, ctx).await?
+            + deleting_dependents::<SmoochWebhook>(&namespace, &name, terminating, ctx).await?;
+        if waiting > 0 {
+            return Err(Error::Waiting {
+                reason: super::DEPENDENTS_DELETING,
+                message: format!(
+                    "{waiting} dependent resource(s) being deleted still need this app's credentials"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The app no longer needs its credentials Secret.
+    async fn after_cleanup(&self, ctx: &Context) -> Result<()> {
+        let namespace = self.namespace().unwrap_or_default();
+        let uid = self.uid().unwrap_or_default();
+        let names = [
+            self.recorded_credentials_secret(),
+            self.spec.credentials_secret_ref.as_ref().map(|r| &r.name),
+        ];
+        for name in names.into_iter().flatten() {
+            credentials::release(&namespace, name, &uid, ctx).await?;
+        }
+        Ok(())
     }
 
     async fn connect_for_cleanup(&self, ctx: &Context) -> Result<Option<SmoochClient>> {
@@ -211,16 +285,14 @@ impl Managed for SmoochApp {
 
     async fn finish(
         &self,
-        _: &SmoochClient,
+        client: &SmoochClient,
         app: &App,
         _: Origin,
         _: Option<&Secret>,
     ) -> Result<Observation> {
-        let mut status_fields = Map::new();
-        status_fields.insert("appId".into(), json!(app.id));
         Ok(Observation {
             external_id: app.id.clone(),
-            status_fields,
+            status_fields: self.status_fields(client, app),
             secret_data: Some(BTreeMap::from([
                 ("appId".to_string(), app.id.as_str().into()),
                 ("appToken".to_string(), app.app_token.clone()),
@@ -229,6 +301,49 @@ impl Managed for SmoochApp {
         })
     }
 }
+
+impl SmoochApp {
+    /// The credentials Secret of this namespace the app last used.
+    fn recorded_credentials_secret(&self) -> Option<&String> {
+        self.status.as_ref()?.credentials_secret_name.as_ref()
+    }
+}
+
+/// Whether the namespace is being deleted (everything in it will be).
+/// Without permission to read namespaces, assume it is not.
+async fn namespace_terminating(namespace: &str, ctx: &Context) -> bool {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    match api.get_opt(namespace).await {
+        Ok(Some(ns)) => ns.metadata.deletion_timestamp.is_some(),
+        _ => false,
+    }
+}
+
+/// Dependents of app `app_name` that are being deleted (or will be, with
+/// their namespace) and must delete a Smooch object first.
+async fn deleting_dependents<K: Dependent>(
+    namespace: &str,
+    app_name: &str,
+    namespace_terminating: bool,
+    ctx: &Context,
+) -> Result<usize> {
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let selector = format!("spec.appRef.name={app_name}");
+    let listed = api.list(&ListParams::default().fields(&selector)).await?;
+    Ok(listed
+        .items
+        .iter()
+        .filter(|d| d.finalizers().iter().any(|f| f == FINALIZER))
+        .filter(|d| namespace_terminating || d.meta().deletion_timestamp.is_some())
+        .filter(|d| d.deletion_policy() == DeletionPolicy::Delete && d.recorded_id().is_some())
+        .count())
+}
+
+/// A kind that belongs to a SmoochApp (selectable by `spec.appRef.name`).
+pub trait Dependent: Managed {}
+impl Dependent for SmoochKey {}
+impl Dependent for SmoochIntegration {}
+impl Dependent for SmoochWebhook {}
 
 /// A dependent's way to Smooch: its app's id and credentials.
 pub struct AppConnection {
@@ -291,7 +406,7 @@ pub async fn connect_dependent_for_cleanup(
     // only ones it may use.
     let client = match &app {
         Some(app) => client_for(app, ctx).await?,
-        None => credentials::default_client(ctx).await?,
+        None => credentials::default_client(namespace, ctx).await?,
     };
     Ok(Some(AppConnection { client, app_id }))
 }

@@ -21,6 +21,46 @@ pub struct Settings {
     pub permanent_error_retry: Duration,
     pub min_error_backoff: Duration,
     pub max_error_backoff: Duration,
+    /// Namespaces the operator watches (empty: all of them); where it looks
+    /// for other resources that may already manage a Smooch object.
+    pub watch_namespaces: Vec<String>,
+    /// Namespaces whose resources may use the default credentials.
+    pub default_credentials_namespaces: NamespaceSet,
+    /// Namespaces whose resources may adopt existing Smooch objects.
+    pub adoption_namespaces: NamespaceSet,
+}
+
+/// A cluster admin's allow-list of namespaces: every namespace (`*`, the
+/// default) or the ones named.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum NamespaceSet {
+    #[default]
+    All,
+    Only(std::collections::BTreeSet<String>),
+}
+
+impl NamespaceSet {
+    /// From a comma-separated flag: empty entries are ignored; `*` (or no
+    /// entry at all) means every namespace.
+    pub fn from_list(items: &[String]) -> Self {
+        let named: std::collections::BTreeSet<String> = items
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if named.is_empty() || named.contains("*") {
+            NamespaceSet::All
+        } else {
+            NamespaceSet::Only(named)
+        }
+    }
+
+    pub fn allows(&self, namespace: &str) -> bool {
+        match self {
+            NamespaceSet::All => true,
+            NamespaceSet::Only(named) => named.contains(namespace),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -33,6 +73,9 @@ impl Default for Settings {
             permanent_error_retry: Duration::from_secs(300),
             min_error_backoff: Duration::from_secs(1),
             max_error_backoff: Duration::from_secs(300),
+            watch_namespaces: Vec::new(),
+            default_credentials_namespaces: NamespaceSet::All,
+            adoption_namespaces: NamespaceSet::All,
         }
     }
 }
@@ -45,6 +88,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The operator's apps by uid tag (crash-safe lookups before creates).
     pub app_index: super::app::AppIndex,
+    /// Held from an adoption's ownership check until its id is recorded.
+    pub adoption: tokio::sync::Mutex<()>,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -67,6 +112,7 @@ impl Context {
             settings,
             metrics,
             app_index: Default::default(),
+            adoption: Default::default(),
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -87,6 +133,15 @@ impl Context {
             action: reason.into(),
             secondary: None,
         };
+        // Events say what the operator did (never a secret value): the
+        // info log tells the same story for those who read logs.
+        let kind = K::kind(&());
+        let namespace = obj.meta().namespace.as_deref().unwrap_or_default();
+        let name = obj.meta().name.as_deref().unwrap_or_default();
+        match type_ {
+            EventType::Normal => tracing::info!(%kind, %namespace, %name, reason, "{note}"),
+            EventType::Warning => tracing::warn!(%kind, %namespace, %name, reason, "{note}"),
+        }
         if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
             tracing::debug!(error = %e, reason, "could not publish event");
         } else {

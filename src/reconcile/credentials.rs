@@ -5,10 +5,11 @@
 
 use super::Context;
 use super::secrets::value_of;
-use crate::resources::SmoochApp;
-use crate::smooch::{Credentials, SmoochClient};
+use crate::resources::{GROUP, SmoochApp};
+use crate::smooch::{Credentials, Sensitive, SmoochClient};
 use crate::{Error, Result};
 use k8s_openapi::api::core::v1::Secret;
+use kube::api::Patch;
 use kube::{Api, ResourceExt};
 
 /// Keys a credentials Secret may hold: `token` (a ready app-maker JWT), or
@@ -30,46 +31,152 @@ pub fn source_of(app: &SmoochApp, ctx: &Context) -> (String, String) {
 
 /// A Smooch client for the app's app-maker credentials.
 pub async fn client_for(app: &SmoochApp, ctx: &Context) -> Result<SmoochClient> {
+    Ok(read_for(app, ctx).await?.0)
+}
+
+/// The app's client and the credentials Secret it came from.
+pub async fn read_for(app: &SmoochApp, ctx: &Context) -> Result<(SmoochClient, Secret)> {
+    let namespace = app.namespace().unwrap_or_default();
+    if app.spec.credentials_secret_ref.is_none() {
+        ensure_default_allowed(&namespace, ctx)?;
+    }
     let (namespace, name) = source_of(app, ctx);
     client_from_secret(&namespace, &name, ctx).await
 }
 
-/// A Smooch client for the operator's default app-maker credentials.
-pub async fn default_client(ctx: &Context) -> Result<SmoochClient> {
+/// A Smooch client for the operator's default app-maker credentials, for
+/// a resource in `namespace`.
+pub async fn default_client(namespace: &str, ctx: &Context) -> Result<SmoochClient> {
+    ensure_default_allowed(namespace, ctx)?;
     let settings = &ctx.settings;
-    client_from_secret(
+    let (client, _) = client_from_secret(
         &settings.operator_namespace,
         &settings.default_credentials_secret,
         ctx,
     )
-    .await
+    .await?;
+    Ok(client)
 }
 
-async fn client_from_secret(namespace: &str, name: &str, ctx: &Context) -> Result<SmoochClient> {
+/// The cluster admin's allow-list of namespaces that may use the default
+/// credentials (`--default-credentials-namespaces`).
+fn ensure_default_allowed(namespace: &str, ctx: &Context) -> Result<()> {
+    if ctx
+        .settings
+        .default_credentials_namespaces
+        .allows(namespace)
+    {
+        return Ok(());
+    }
+    Err(Error::NotAllowed {
+        reason: "DefaultCredentialsNotAllowed",
+        message: format!(
+            "namespace {namespace} may not use the operator's default credentials; \
+             set spec.credentialsSecretRef to a Secret of this namespace"
+        ),
+    })
+}
+
+async fn client_from_secret(
+    namespace: &str,
+    name: &str,
+    ctx: &Context,
+) -> Result<(SmoochClient, Secret)> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let secret = api.get_opt(name).await?.ok_or_else(|| Error::Waiting {
         reason: "CredentialsMissing",
         message: format!("app-maker credentials Secret {namespace}/{name} does not exist"),
     })?;
-    let credentials = parse(&secret).map_err(|missing| Error::Waiting {
+    let credentials = parse(&secret).map_err(|problem| Error::Waiting {
         reason: "CredentialsInvalid",
-        message: format!("app-maker credentials Secret {namespace}/{name} {missing}"),
+        message: format!("app-maker credentials Secret {namespace}/{name} {problem}"),
     })?;
-    Ok(SmoochClient::new(ctx.smooch.clone(), &credentials)?)
+    Ok((SmoochClient::new(ctx.smooch.clone(), &credentials)?, secret))
 }
 
-/// Reads credentials from a Secret; the error says which keys are missing.
+/// Reads credentials from a Secret; the error says which keys are missing
+/// or malformed (never their values). Surrounding whitespace is dropped:
+/// `kubectl create secret --from-file` keeps a file's final newline.
 pub fn parse(secret: &Secret) -> std::result::Result<Credentials, String> {
-    if let Some(token) = value_of(secret, TOKEN_KEY).filter(|t| !t.is_empty()) {
+    let read = |key: &str| -> std::result::Result<Option<Sensitive>, String> {
+        let Some(value) = value_of(secret, key) else {
+            return Ok(None);
+        };
+        let trimmed = value.expose().trim();
+        if trimmed.is_empty() {
+            return Ok(None);
+        }
+        // Sent in an HTTP header (the token) or signed into one (key id).
+        if trimmed.chars().any(|c| !c.is_ascii_graphic()) {
+            return Err(format!(
+                "key `{key}` holds a character that cannot be sent to Smooch \
+                 (whitespace, a control character or non-ASCII) inside the value"
+            ));
+        }
+        Ok(Some(Sensitive::from(trimmed)))
+    };
+    if let Some(token) = read(TOKEN_KEY)? {
         return Ok(Credentials::Token(token));
     }
-    match (value_of(secret, KEY_ID_KEY), value_of(secret, SECRET_KEY)) {
-        (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
-            Ok(Credentials::app_maker_key(id.expose(), secret))
-        }
+    match (read(KEY_ID_KEY)?, read(SECRET_KEY)?) {
+        (Some(id), Some(secret)) => Ok(Credentials::app_maker_key(id.expose(), secret)),
         _ => Err(format!(
             "must hold `{TOKEN_KEY}`, or `{KEY_ID_KEY}` and `{SECRET_KEY}`"
         )),
+    }
+}
+
+/// Finalizer an app puts on its own credentials Secret while it may still
+/// need it: deleting a namespace deletes the Secret together with the
+/// resources, and their cleanup must still be able to authenticate.
+/// One per app (its uid), so no app can release it for another.
+pub fn in_use_finalizer(app_uid: &str) -> String {
+    format!("{GROUP}/in-use-by-{app_uid}")
+}
+
+/// Adds this app's in-use finalizer to `secret` unless it has it already.
+pub async fn hold(secret: &Secret, app_uid: &str, ctx: &Context) -> Result<()> {
+    let finalizer = in_use_finalizer(app_uid);
+    if secret.finalizers().contains(&finalizer) || secret.metadata.deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    let api: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &secret.namespace().unwrap_or_default());
+    // Strategic merge appends to the finalizer list, leaving others' alone.
+    let patch = serde_json::json!({"metadata": {"finalizers": [finalizer]}});
+    api.patch(
+        &secret.name_any(),
+        &super::patch_params(),
+        &Patch::Strategic(&patch),
+    )
+    .await?;
+    ctx.metrics.kube_write("Secret", "finalizer");
+    Ok(())
+}
+
+/// Removes this app's in-use finalizer from the Secret `name` (if it is
+/// there, and the Secret still exists).
+pub async fn release(namespace: &str, name: &str, app_uid: &str, ctx: &Context) -> Result<()> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let finalizer = in_use_finalizer(app_uid);
+    let Some(secret) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    if !secret.finalizers().contains(&finalizer) {
+        return Ok(());
+    }
+    let patch =
+        serde_json::json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [finalizer]}});
+    match api
+        .patch(name, &super::patch_params(), &Patch::Strategic(&patch))
+        .await
+    {
+        Ok(_) => {
+            ctx.metrics.kube_write("Secret", "finalizer");
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -103,5 +210,29 @@ mod tests {
         let err = parse(&secret(&[("keyId", "k")])).unwrap_err();
         assert!(err.contains("keyId"), "{err}");
         assert!(parse(&secret(&[])).is_err());
+    }
+
+    #[test]
+    fn surrounding_whitespace_is_dropped() {
+        match parse(&secret(&[("token", "abc.def.ghi\r\n")])) {
+            Ok(Credentials::Token(t)) => assert_eq!(t.expose(), "abc.def.ghi"),
+            other => panic!("{other:?}"),
+        }
+        match parse(&secret(&[("keyId", " app_1\n"), ("secret", "s3cr3t\n")])) {
+            Ok(Credentials::Key { key_id, secret, .. }) => {
+                assert_eq!(key_id, "app_1");
+                assert_eq!(secret.expose(), "s3cr3t");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Only whitespace counts as missing.
+        assert!(parse(&secret(&[("token", "\n")])).is_err());
+    }
+
+    #[test]
+    fn inner_control_characters_are_reported_without_the_value() {
+        let err = parse(&secret(&[("token", "abc\ndef")])).unwrap_err();
+        assert!(err.contains("`token`"), "{err}");
+        assert!(!err.contains("abc"), "{err}");
     }
 }

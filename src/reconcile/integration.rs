@@ -179,6 +179,25 @@ impl Managed for SmoochIntegration {
         serde_json::to_value(&self.status).unwrap_or(Value::Null)
     }
 
+    fn external_id(integration: &Integration) -> String {
+        integration.id.clone()
+    }
+
+    fn status_fields(
+        &self,
+        conn: &IntegrationConnection,
+        external: &Integration,
+    ) -> Map<String, Value> {
+        let mut fields = Map::new();
+        fields.insert("appId".into(), json!(conn.app.app_id));
+        fields.insert("integrationId".into(), json!(external.id));
+        if !external.public_fields.is_empty() {
+            fields.insert("publicFields".into(), json!(external.public_fields));
+        }
+        fields.insert("provisionedHash".into(), json!(conn.fingerprint));
+        fields
+    }
+
     async fn connect(&self, ctx: &Context) -> Result<IntegrationConnection> {
         let app = connect_dependent(
             &self.namespace().unwrap_or_default(),
@@ -288,16 +307,9 @@ impl Managed for SmoochIntegration {
         _: Origin,
         _: Option<&Secret>,
     ) -> Result<Observation> {
-        let mut status_fields = Map::new();
-        status_fields.insert("appId".into(), json!(conn.app.app_id));
-        status_fields.insert("integrationId".into(), json!(external.id));
-        if !external.public_fields.is_empty() {
-            status_fields.insert("publicFields".into(), json!(external.public_fields));
-        }
-        status_fields.insert("provisionedHash".into(), json!(conn.fingerprint));
         Ok(Observation {
             external_id: external.id.clone(),
-            status_fields,
+            status_fields: self.status_fields(conn, external),
             secret_data: None,
             requeue_after: None,
         })

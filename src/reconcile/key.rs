@@ -96,9 +96,17 @@ impl SmoochKey {
     }
 }
 
-fn rotation_due(created_at: Timestamp, every: Duration, now: Timestamp) -> bool {
+/// When the key in use is to be replaced: `every` after it was created,
+/// but never before the previous key's promised expiry (only one previous
+/// key is kept, and it is never deleted early).
+fn next_rotation(
+    created_at: Timestamp,
+    every: Duration,
+    previous_expires: Option<Timestamp>,
+) -> Timestamp {
     let every = SignedDuration::try_from(every).unwrap_or(SignedDuration::MAX);
-    created_at.checked_add(every).is_ok_and(|due| due <= now)
+    let due = created_at.checked_add(every).unwrap_or(Timestamp::MAX);
+    previous_expires.map_or(due, |expires| due.max(expires))
 }
 
 impl Managed for SmoochKey {
@@ -121,6 +129,31 @@ impl Managed for SmoochKey {
     }
     fn status_json(&self) -> Value {
         serde_json::to_value(&self.status).unwrap_or(Value::Null)
+    }
+
+    fn external_id(state: &KeyState) -> String {
+        state.key.id.clone()
+    }
+
+    /// Keys are named `<name>.<resource uid>`.
+    fn owner_tag(state: &KeyState) -> Option<String> {
+        state
+            .key
+            .name
+            .rsplit_once('.')
+            .map(|(_, uid)| uid.to_string())
+    }
+
+    fn status_fields(&self, conn: &AppConnection, state: &KeyState) -> Map<String, Value> {
+        let mut fields = Map::new();
+        fields.insert("appId".into(), json!(conn.app_id));
+        fields.insert("keyId".into(), json!(state.key.id));
+        fields.insert("keyCreatedAt".into(), json!(state.created_at.to_string()));
+        if let Some((id, expires)) = &state.previous {
+            fields.insert("previousKeyId".into(), json!(id));
+            fields.insert("previousKeyExpiresAt".into(), json!(expires.to_string()));
+        }
+        fields
     }
 
     async fn connect(&self, ctx: &Context) -> Result<AppConnection> {
@@ -189,11 +222,13 @@ impl Managed for SmoochKey {
 
     fn drift(&self, _: &AppConnection, state: &KeyState) -> Option<String> {
         let (every, _) = self.rotation().ok().flatten()?;
-        rotation_due(state.created_at, every, Timestamp::now())
+        let previous_expires = state.previous.as_ref().map(|(_, expires)| *expires);
+        (next_rotation(state.created_at, every, previous_expires) <= Timestamp::now())
             .then(|| "rotation is due".to_string())
     }
 
-    /// Rotation: a new key takes over; the old one stays valid for the overlap.
+    /// Rotation: a new key takes over; the old one stays valid for the
+    /// overlap. The one before it has expired by now (see `next_rotation`).
     async fn update(&self, conn: &AppConnection, state: KeyState) -> Result<KeyState> {
         let (_, overlap) = self.rotation()?.unwrap_or_default();
         if let Some((older, _)) = &state.previous {
@@ -257,24 +292,23 @@ impl Managed for SmoochKey {
             None => conn.client.get_key_jwt(&conn.app_id, &state.key.id).await?,
         };
 
-        let mut status_fields = Map::new();
-        status_fields.insert("appId".into(), json!(conn.app_id));
-        status_fields.insert("keyId".into(), json!(state.key.id));
-        status_fields.insert("keyCreatedAt".into(), json!(state.created_at.to_string()));
         let mut requeue_after = None;
-        if let Some((id, expires)) = &previous {
-            status_fields.insert("previousKeyId".into(), json!(id));
-            status_fields.insert("previousKeyExpiresAt".into(), json!(expires.to_string()));
+        if let Some((_, expires)) = &previous {
             requeue_after = Some(duration_until(now, *expires));
         }
         if let Some((every, _)) = self.rotation()? {
-            let due = state
-                .created_at
-                .checked_add(SignedDuration::try_from(every).unwrap_or(SignedDuration::MAX))
-                .unwrap_or(now);
+            let due = next_rotation(state.created_at, every, previous.as_ref().map(|p| p.1));
             let until = duration_until(now, due);
             requeue_after = Some(requeue_after.map_or(until, |r: Duration| r.min(until)));
         }
+        let status_fields = self.status_fields(
+            conn,
+            &KeyState {
+                key: state.key.clone(),
+                created_at: state.created_at,
+                previous,
+            },
+        );
 
         Ok(Observation {
             external_id: state.key.id.clone(),
@@ -330,19 +364,24 @@ mod tests {
     }
 
     #[test]
-    fn rotation_due_after_period() {
-        let created: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    fn rotation_due_after_period_but_not_before_the_previous_key_expires() {
+        let at = |t: &str| t.parse::<Timestamp>().unwrap();
+        let created = at("2026-01-01T00:00:00Z");
         let every = Duration::from_secs(3600);
-        assert!(!rotation_due(
-            created,
-            every,
-            "2026-01-01T00:59:59Z".parse().unwrap()
-        ));
-        assert!(rotation_due(
-            created,
-            every,
-            "2026-01-01T01:00:00Z".parse().unwrap()
-        ));
+        assert_eq!(
+            next_rotation(created, every, None),
+            at("2026-01-01T01:00:00Z")
+        );
+        assert_eq!(
+            next_rotation(created, every, Some(at("2026-01-01T00:30:00Z"))),
+            at("2026-01-01T01:00:00Z")
+        );
+        // An overlap longer than the period: the previous key keeps its
+        // promised expiry, so the next rotation waits for it.
+        assert_eq!(
+            next_rotation(created, every, Some(at("2026-01-01T03:00:00Z"))),
+            at("2026-01-01T03:00:00Z")
+        );
     }
 
     #[test]

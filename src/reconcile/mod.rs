@@ -40,6 +40,15 @@ use std::time::{Duration, Instant};
 /// Field manager for every write the operator makes.
 pub const MANAGER: &str = "smooch-operator";
 
+/// Parameters of the operator's patches (not server-side apply): our field
+/// manager, so that our own writes can be told from others'.
+pub fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    }
+}
+
 /// What the adapter found after create/update: enough to write status and
 /// the Secret.
 pub struct Observation {
@@ -93,6 +102,21 @@ pub trait Managed:
     /// Serializes the current status (to compare with the desired one).
     fn status_json(&self) -> Value;
 
+    /// Smooch's id of an observed object.
+    fn external_id(external: &Self::External) -> String;
+    /// The resource uid a Smooch object is tagged with, if the kind tags
+    /// its objects (app metadata, key names).
+    fn owner_tag(_external: &Self::External) -> Option<String> {
+        None
+    }
+    /// The kind's status fields that record the Smooch object (its id and
+    /// what identifies it). Pure: written as soon as the object exists.
+    fn status_fields(
+        &self,
+        conn: &Self::Connection,
+        external: &Self::External,
+    ) -> Map<String, Value>;
+
     /// Resolves credentials and dependencies; `Error::Waiting` when a
     /// dependency is not ready yet.
     fn connect(&self, ctx: &Context) -> impl Future<Output = Result<Self::Connection>> + Send;
@@ -102,6 +126,16 @@ pub trait Managed:
         &self,
         ctx: &Context,
     ) -> impl Future<Output = Result<Option<Self::Connection>>> + Send;
+
+    /// Runs before a deleted resource's Smooch object is handled; an error
+    /// (e.g. `Error::Waiting`) keeps the finalizer and retries.
+    fn before_cleanup(&self, _ctx: &Context) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
+    /// Runs after the Smooch object was handled, before the finalizer goes.
+    fn after_cleanup(&self, _ctx: &Context) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
 
     /// The external object with this id, or `None` if it no longer exists.
     fn observe(
@@ -169,7 +203,7 @@ fn secret_name<K: Managed>(obj: &K) -> Option<String> {
     Some(
         obj.secret_template()
             .and_then(|t| t.name.clone())
-            .unwrap_or_else(|| format!("{}-{}", obj.name_any(), suffix)),
+            .unwrap_or_else(|| secrets::default_secret_name(&obj.name_any(), suffix)),
     )
 }
 
@@ -233,6 +267,16 @@ async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<A
     if obj.recorded_id().is_none() {
         fresh = Some(api.get(&obj.name_any()).await?);
     }
+    // Adoptions run one at a time, from the check that nobody else manages
+    // the object until its id is in this resource's status: two resources
+    // adopting the same object at once cannot both pass the check.
+    let adopting = fresh.as_ref().is_some_and(|f| {
+        f.recorded_id().is_none() && f.annotations().contains_key(ADOPT_ANNOTATION)
+    });
+    let _adoption = match adopting {
+        true => Some(ctx.adoption.lock().await),
+        false => None,
+    };
     let (obj, conn, external, origin) = loop {
         let current = fresh.as_ref().unwrap_or(obj.as_ref());
         let is_fresh = fresh.is_some();
@@ -262,6 +306,15 @@ async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<A
         };
         break (current, conn, external, origin);
     };
+
+    // Record the id the moment the object exists (created, adopted, found
+    // again, or replaced by a rotation): whatever fails later (the Secret),
+    // deleting the resource still deletes what was made for it.
+    let newly_obtained = obj.recorded_id() != Some(K::external_id(&external));
+    if newly_obtained && K::SECRET_SUFFIX.is_some() {
+        let fields = obj.status_fields(&conn, &external);
+        write_status(api, obj, &[], Some(fields), None, ctx).await?;
+    }
 
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
@@ -342,24 +395,36 @@ async fn obtain<K: Managed>(
     let recorded = obj.recorded_id();
     let mut missing = None;
     if let Some(id) = recorded.clone().or(adopt_id.clone()) {
-        if let Some(found) = obj.observe(conn, &id).await? {
-            let origin = if recorded.as_deref() == Some(id.as_str()) {
-                Origin::Existing
-            } else {
-                Origin::Adopted
-            };
-            if origin == Origin::Adopted {
-                ctx.publish(
-                    obj,
-                    EventType::Normal,
-                    "Adopted",
-                    &format!("Adopted existing Smooch {} {id}", K::KIND),
-                )
-                .await;
+        let adopting = recorded.is_none();
+        if adopting {
+            let namespace = obj.namespace().unwrap_or_default();
+            if !ctx.settings.adoption_namespaces.allows(&namespace) {
+                return Err(Error::NotAllowed {
+                    reason: "AdoptionNotAllowed",
+                    message: format!(
+                        "namespace {namespace} may not adopt existing Smooch objects \
+                         (annotation {ADOPT_ANNOTATION}); ask a cluster admin"
+                    ),
+                });
             }
-            return Ok(Some((found, origin)));
         }
-        if recorded.is_none() {
+        if let Some(found) = obj.observe(conn, &id).await? {
+            if !adopting {
+                return Ok(Some((found, Origin::Existing)));
+            }
+            if let Some(why) = claimed_elsewhere(obj, &id, K::owner_tag(&found), ctx).await? {
+                return Err(Error::AlreadyManaged(why));
+            }
+            ctx.publish(
+                obj,
+                EventType::Normal,
+                "Adopted",
+                &format!("Adopted existing Smooch {} {id}", K::KIND),
+            )
+            .await;
+            return Ok(Some((found, Origin::Adopted)));
+        }
+        if adopting {
             return Err(Error::InvalidSpec(format!(
                 "annotation {ADOPT_ANNOTATION} names Smooch {} {id}, which does not exist",
                 K::KIND
@@ -371,8 +436,20 @@ async fn obtain<K: Managed>(
         missing = Some(id);
     }
     // Also when the recorded object is gone (a reconcile that re-created it
-    // may have recorded the new id between our GET and now).
-    if let Some(found) = obj.find_created(conn, ctx).await? {
+    // may have recorded the new id between our GET and now). What another
+    // resource records is not ours to recover (kinds that match by content,
+    // like two webhooks with one target).
+    let recovered = match obj.find_created(conn, ctx).await? {
+        Some(found) => {
+            let id = K::external_id(&found);
+            match claimed_elsewhere(obj, &id, K::owner_tag(&found), ctx).await? {
+                Some(_) => None,
+                None => Some(found),
+            }
+        }
+        None => None,
+    };
+    if let Some(found) = recovered {
         ctx.publish(
             obj,
             EventType::Normal,
@@ -413,8 +490,56 @@ async fn obtain<K: Managed>(
     Ok(Some((created, origin)))
 }
 
+/// Why Smooch object `id` belongs to another resource of this kind, if it
+/// does: another resource records it in its status, or the object is tagged
+/// with the uid of another live resource. Reads the API server (not a
+/// cache): it guards adoption and recovery, which are rare. The message
+/// does not name the other resource (it may be another tenant's).
+async fn claimed_elsewhere<K: Managed>(
+    obj: &K,
+    id: &str,
+    tag: Option<String>,
+    ctx: &Context,
+) -> Result<Option<String>> {
+    let own_uid = obj.uid().unwrap_or_default();
+    let apis: Vec<Api<K>> = match ctx.settings.watch_namespaces.as_slice() {
+        [] => vec![Api::all(ctx.client.clone())],
+        named => named
+            .iter()
+            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
+            .collect(),
+    };
+    for api in apis {
+        let others = api.list(&Default::default()).await?;
+        for other in others.items {
+            let uid = other.uid().unwrap_or_default();
+            if uid == own_uid {
+                continue;
+            }
+            if other.recorded_id().as_deref() == Some(id) {
+                return Ok(Some(format!(
+                    "Smooch {} {id} is already managed by another {} resource; \
+                     it is not taken over",
+                    K::KIND,
+                    K::KIND
+                )));
+            }
+            if tag.as_deref() == Some(uid.as_str()) {
+                return Ok(Some(format!(
+                    "Smooch {} {id} was created by another {} resource that still exists; \
+                     it is not taken over",
+                    K::KIND,
+                    K::KIND
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
 async fn cleanup<K: Managed>(obj: Arc<K>, ctx: &Context) -> Result<Action> {
     let obj = obj.as_ref();
+    obj.before_cleanup(ctx).await?;
     if obj.deletion_policy() == DeletionPolicy::Delete {
         if let Some(id) = obj.recorded_id() {
             match obj.connect_for_cleanup(ctx).await {
@@ -443,7 +568,7 @@ async fn cleanup<K: Managed>(obj: Arc<K>, ctx: &Context) -> Result<Action> {
                     Err(e) => return Err(e),
                 },
                 Ok(None) => {}
-                Err(Error::Waiting { message, .. }) => {
+                Err(Error::Waiting { message, .. } | Error::NotAllowed { message, .. }) => {
                     ctx.publish(
                         obj,
                         EventType::Warning,
@@ -467,6 +592,7 @@ async fn cleanup<K: Managed>(obj: Arc<K>, ctx: &Context) -> Result<Action> {
         )
         .await;
     }
+    obj.after_cleanup(ctx).await?;
     Ok(Action::await_change())
 }
 
@@ -489,10 +615,12 @@ async fn write_status<K: Managed>(
         observed_generation: generation,
         secret_name: secret_name.or(current_common.secret_name),
     };
-    let mut desired = match serde_json::to_value(&common).expect("status serializes") {
+    let common = match serde_json::to_value(&common).expect("status serializes") {
         Value::Object(m) => m,
         _ => unreachable!("CommonStatus is an object"),
     };
+    let mut desired = common.clone();
+    let replace_kind_fields = kind_fields.is_some();
     match kind_fields {
         Some(fields) => desired.extend(fields),
         // An error or a pause: kind fields keep their value.
@@ -508,17 +636,29 @@ async fn write_status<K: Managed>(
     if desired == current {
         return Ok(());
     }
-    let patch = json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": desired,
-    });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    if replace_kind_fields {
+        let patch = json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": desired,
+        });
+        api.patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    } else {
+        // Only the common fields: the kind fields on the server may be newer
+        // than this copy's (an id recorded earlier in this reconcile), and
+        // an apply that left them out would remove them.
+        api.patch_status(
+            &obj.name_any(),
+            &patch_params(),
+            &Patch::Merge(&json!({ "status": common })),
+        )
+        .await?;
+    }
     ctx.metrics.kube_write(K::KIND, "status");
     Ok(())
 }
@@ -561,12 +701,21 @@ async fn report_failure<K: Managed>(api: &Api<K>, obj: &K, err: &Error, ctx: &Co
 /// `Error::Waiting` reason of a dependent whose SmoochApp is not Ready.
 pub const APP_NOT_READY: &str = "AppNotReady";
 
+/// `Error::Waiting` reason of a SmoochApp whose dependents are being
+/// deleted: they need it (its credentials) for their own cleanup.
+pub const DEPENDENTS_DELETING: &str = "DependentsDeleting";
+
 /// Longest backoff after a Kubernetes API failure.
 const KUBE_ERROR_BACKOFF_CAP: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub fn error_policy<K: Managed>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
     let settings = &ctx.settings;
     let delay = match err.root() {
+        // Dependents finish their cleanup within seconds; nothing watched
+        // tells the app when, so look again soon.
+        Error::Waiting { reason, .. } if *reason == DEPENDENTS_DELETING => {
+            settings.min_error_backoff.saturating_mul(2)
+        }
         Error::Waiting { .. } => settings.dependency_retry,
         e if e.is_permanent() => settings.permanent_error_retry,
         e => {

@@ -34,7 +34,7 @@ impl DesiredSecret {
         let mut labels = template.labels;
         labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into());
         labels.insert(OWNER_KIND_LABEL.into(), kind.into());
-        labels.insert(OWNER_NAME_LABEL.into(), owner.name.clone());
+        labels.insert(OWNER_NAME_LABEL.into(), label_value(&owner.name));
         DesiredSecret {
             name: template.name.unwrap_or(default_name),
             labels,
@@ -64,6 +64,45 @@ impl DesiredSecret {
             && has_all(&self.annotations, &meta.annotations)
             && is_owned_by(existing, &self.owner.uid)
     }
+}
+
+/// Kubernetes' limits: label values and object names.
+const MAX_LABEL_VALUE: usize = 63;
+const MAX_NAME: usize = 253;
+
+/// A stable short fingerprint of `text`, for names cut to fit a limit.
+fn short_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(text.as_bytes())[..5])
+}
+
+/// `text` cut to at most `max` bytes, ending on a letter or digit (the names
+/// here are ASCII: DNS subdomains).
+fn cut(text: &str, max: usize) -> &str {
+    let end = text.len().min(max);
+    text[..end].trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+}
+
+/// A label value naming the resource `name`: the name itself when it fits
+/// in 63 characters, else its start and a hash of the whole name.
+pub fn label_value(name: &str) -> String {
+    if name.len() <= MAX_LABEL_VALUE {
+        return name.to_string();
+    }
+    let hash = short_hash(name);
+    format!("{}-{hash}", cut(name, MAX_LABEL_VALUE - 1 - hash.len()))
+}
+
+/// The default Secret name of resource `name`: `<name>-<suffix>`, or, past
+/// Kubernetes' 253 characters, the name's start, a hash of it and the suffix.
+pub fn default_secret_name(name: &str, suffix: &str) -> String {
+    let plain = format!("{name}-{suffix}");
+    if plain.len() <= MAX_NAME {
+        return plain;
+    }
+    let hash = short_hash(name);
+    let room = MAX_NAME - hash.len() - suffix.len() - 2;
+    format!("{}-{hash}-{suffix}", cut(name, room))
 }
 
 pub fn is_owned_by(secret: &Secret, uid: &str) -> bool {
@@ -245,6 +284,32 @@ mod tests {
             data: Some([("appId".to_string(), ByteString(value.as_bytes().to_vec()))].into()),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn long_names_fit_kubernetes_limits_and_stay_distinct() {
+        let long_a = format!("{}.{}", "a".repeat(200), "b".repeat(52));
+        let long_b = format!("{}.{}", "a".repeat(200), "c".repeat(52));
+        for name in [long_a.as_str(), long_b.as_str()] {
+            assert_eq!(name.len(), 253);
+            let label = label_value(name);
+            assert!(label.len() <= 63, "{label}");
+            assert!(label.ends_with(|c: char| c.is_ascii_alphanumeric()));
+            let secret = default_secret_name(name, "webhook");
+            assert!(secret.len() <= 253, "{}", secret.len());
+            assert!(secret.ends_with("-webhook"));
+        }
+        assert_ne!(label_value(&long_a), label_value(&long_b));
+        assert_ne!(
+            default_secret_name(&long_a, "key"),
+            default_secret_name(&long_b, "key")
+        );
+        // A dot or dash where the name is cut is not left before the hash.
+        let dotted = format!("{}.{}", "x".repeat(51), "y".repeat(30));
+        assert!(!label_value(&dotted).contains(".-"));
+        // Short names are unchanged.
+        assert_eq!(label_value("shop"), "shop");
+        assert_eq!(default_secret_name("shop", "app"), "shop-app");
     }
 
     #[test]

@@ -75,6 +75,17 @@ impl Managed for SmoochWebhook {
         serde_json::to_value(&self.status).unwrap_or(Value::Null)
     }
 
+    fn external_id(hook: &Webhook) -> String {
+        hook.id.clone()
+    }
+
+    fn status_fields(&self, conn: &AppConnection, hook: &Webhook) -> Map<String, Value> {
+        let mut fields = Map::new();
+        fields.insert("appId".into(), json!(conn.app_id));
+        fields.insert("webhookId".into(), json!(hook.id));
+        fields
+    }
+
     async fn connect(&self, ctx: &Context) -> Result<AppConnection> {
         connect_dependent(
             &self.namespace().unwrap_or_default(),
@@ -134,12 +145,9 @@ impl Managed for SmoochWebhook {
         _: Origin,
         _: Option<&Secret>,
     ) -> Result<Observation> {
-        let mut status_fields = Map::new();
-        status_fields.insert("appId".into(), json!(conn.app_id));
-        status_fields.insert("webhookId".into(), json!(hook.id));
         Ok(Observation {
             external_id: hook.id.clone(),
-            status_fields,
+            status_fields: self.status_fields(conn, hook),
             secret_data: Some(BTreeMap::from([
                 ("webhookId".to_string(), Sensitive::from(hook.id.as_str())),
                 ("secret".to_string(), hook.secret.clone()),

@@ -88,6 +88,10 @@ pub struct SmoochAppStatus {
     /// Smooch's id for the app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_id: Option<String>,
+    /// The credentials Secret (of this namespace) the app uses; it carries
+    /// a finalizer of this app's until the app is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_name: Option<String>,
     #[serde(flatten)]
     pub common: CommonStatus,
 }

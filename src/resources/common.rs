@@ -1,6 +1,7 @@
 //! Spec and status pieces shared by every kind.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -50,21 +51,37 @@ pub struct SecretKeyRef {
 }
 
 /// The Secret the operator writes with this resource's credentials.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// Checked at admission as Kubernetes checks a Secret's metadata, so that a
+/// bad name or label is refused before anything is created in Smooch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretTemplate {
-    /// Name of the Secret; defaults to the resource's name followed by a
-    /// kind suffix (`-app`, `-key`, `-webhook`).
+    /// Name of the Secret (a DNS subdomain: lower case letters, digits,
+    /// `-` and `.`); defaults to the resource's name followed by a kind
+    /// suffix (`-app`, `-key`, `-webhook`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: Option<String>,
     /// Extra labels on the Secret.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend(
+        "maxProperties" = 64,
+        "additionalProperties" = {"type": "string", "maxLength": 63, "pattern": "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"}
+    ))]
+    #[x_kube(validation = Rule::new(format!("self.all(k, size(k) <= 317 && k.matches('{QUALIFIED_NAME}'))")).message("label keys must be qualified names: an optional DNS subdomain prefix and '/', then 63 characters at most of letters, digits, '-', '_' and '.', starting and ending with a letter or digit"))]
     pub labels: BTreeMap<String, String>,
     /// Extra annotations on the Secret.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    #[x_kube(validation = Rule::new(format!("self.all(k, size(k) <= 317 && k.matches('{QUALIFIED_NAME}'))")).message("annotation keys must be qualified names: an optional DNS subdomain prefix and '/', then 63 characters at most of letters, digits, '-', '_' and '.', starting and ending with a letter or digit"))]
     pub annotations: BTreeMap<String, String>,
 }
+
+/// A label or annotation key, as Kubernetes checks it (CEL's RE2 syntax).
+const QUALIFIED_NAME: &str = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
 
 /// Status fields every kind has.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -16,16 +16,17 @@ use std::collections::BTreeMap;
     status = "SmoochIntegrationStatus",
     shortname = "sint",
     category = "smooch",
+    selectable = ".spec.appRef.name",
     printcolumn = r#"{"name":"Type","type":"string","jsonPath":".spec.type"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Integration ID","type":"string","jsonPath":".status.integrationId"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    validation = Rule::new("self.spec.type != 'messenger' || has(self.spec.messenger)").message("spec.messenger is required when spec.type is messenger"),
-    validation = Rule::new("self.spec.type != 'twilio' || has(self.spec.twilio)").message("spec.twilio is required when spec.type is twilio"),
-    validation = Rule::new("self.spec.type != 'telegram' || has(self.spec.telegram)").message("spec.telegram is required when spec.type is telegram"),
-    validation = Rule::new("self.spec.type != 'line' || has(self.spec.line)").message("spec.line is required when spec.type is line"),
-    validation = Rule::new("[has(self.spec.messenger), has(self.spec.twilio), has(self.spec.telegram), has(self.spec.line)].filter(x, x).size() == 1").message("exactly one of spec.messenger, spec.twilio, spec.telegram, spec.line must be set, matching spec.type")
+    validation = Rule::new("self.spec.type != 'messenger' || has(self.spec.messenger)").message("spec.messenger is required when spec.type is messenger").field_path(".spec.messenger").reason(Reason::FieldValueRequired),
+    validation = Rule::new("self.spec.type != 'twilio' || has(self.spec.twilio)").message("spec.twilio is required when spec.type is twilio").field_path(".spec.twilio").reason(Reason::FieldValueRequired),
+    validation = Rule::new("self.spec.type != 'telegram' || has(self.spec.telegram)").message("spec.telegram is required when spec.type is telegram").field_path(".spec.telegram").reason(Reason::FieldValueRequired),
+    validation = Rule::new("self.spec.type != 'line' || has(self.spec.line)").message("spec.line is required when spec.type is line").field_path(".spec.line").reason(Reason::FieldValueRequired),
+    validation = Rule::new("[has(self.spec.messenger), has(self.spec.twilio), has(self.spec.telegram), has(self.spec.line)].filter(x, x).size() == 1").message("exactly one of spec.messenger, spec.twilio, spec.telegram, spec.line must be set, matching spec.type").field_path(".spec.type").reason(Reason::FieldValueForbidden)
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SmoochIntegrationSpec {

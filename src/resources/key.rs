@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
     status = "SmoochKeyStatus",
     shortname = "skey",
     category = "smooch",
+    selectable = ".spec.appRef.name",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Key ID","type":"string","jsonPath":".status.keyId"}"#,
@@ -41,16 +42,26 @@ pub struct SmoochKeySpec {
     pub secret_template: Option<SecretTemplate>,
 }
 
-/// Key rotation periods, as Go durations (`720h`, `90m`, `1h30m`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// Key rotation periods, as Go durations (`720h`, `90m`, `1h30m`). At most
+/// one previous key is kept, so `overlap` may not exceed `every`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(
+    validation = Rule::new("!self.every.matches('^([0-9]+(ms|s|m|h))+$') || duration(self.every) >= duration('1m')").message("spec.rotation.every must be at least 1m (keys are not churned)").field_path(".every"),
+    validation = Rule::new("!self.every.matches('^([0-9]+(ms|s|m|h))+$') || !self.overlap.matches('^([0-9]+(ms|s|m|h))+$') || duration(self.overlap) <= duration(self.every)").message("spec.rotation.overlap must not be longer than spec.rotation.every (the previous key must expire before the next rotation)").field_path(".overlap"),
+)]
 pub struct KeyRotation {
-    /// How long a key is used before a new one replaces it.
-    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    /// How long a key is used before a new one replaces it; at least 1m.
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     pub every: String,
     /// How long the previous key stays valid after the switch, so that
-    /// running clients are never left with a revoked key. Default 1h.
+    /// running clients are never left with a revoked key. Default 1h; at
+    /// most `every`.
     #[serde(default = "default_overlap")]
-    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"), default = "default_overlap")]
+    #[schemars(
+        length(max = 32),
+        regex(pattern = r"^([0-9]+(ms|s|m|h))+$"),
+        default = "default_overlap"
+    )]
     pub overlap: String,
 }
 

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
     status = "SmoochWebhookStatus",
     shortname = "shook",
     category = "smooch",
+    selectable = ".spec.appRef.name",
     printcolumn = r#"{"name":"Target","type":"string","jsonPath":".spec.target"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Webhook ID","type":"string","jsonPath":".status.webhookId"}"#,

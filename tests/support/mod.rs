@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use smooch_operator::emulator::{EmulatorConfig, RequestCounts, RunningEmulator, spawn};
 use smooch_operator::metrics::Metrics;
+use smooch_operator::reconcile::context::NamespaceSet;
 use smooch_operator::reconcile::controllers::{self, Readiness, Scope};
 use smooch_operator::reconcile::{Context, Settings};
 use smooch_operator::resources;
@@ -83,6 +84,12 @@ pub struct OperatorOptions {
     pub resync: Duration,
     pub permanent_error_retry: Duration,
     pub smooch_concurrency: usize,
+    /// More namespaces to watch beside the test's own.
+    pub extra_namespaces: Vec<String>,
+    /// `--default-credentials-namespaces` (empty: every namespace).
+    pub default_credentials_namespaces: Vec<String>,
+    /// `--adoption-namespaces` (empty: every namespace).
+    pub adoption_namespaces: Vec<String>,
 }
 
 impl Default for OperatorOptions {
@@ -92,6 +99,9 @@ impl Default for OperatorOptions {
             resync: Duration::from_secs(600),
             permanent_error_retry: Duration::from_secs(300),
             smooch_concurrency: 16,
+            extra_namespaces: Vec::new(),
+            default_credentials_namespaces: Vec::new(),
+            adoption_namespaces: Vec::new(),
         }
     }
 }
@@ -172,7 +182,19 @@ impl Harness {
             permanent_error_retry: options.permanent_error_retry,
             min_error_backoff: Duration::from_millis(200),
             max_error_backoff: Duration::from_secs(5),
+            watch_namespaces: self.watched(options),
+            default_credentials_namespaces: NamespaceSet::from_list(
+                &options.default_credentials_namespaces,
+            ),
+            adoption_namespaces: NamespaceSet::from_list(&options.adoption_namespaces),
         }
+    }
+
+    /// The test namespace and any extra ones the options name.
+    fn watched(&self, options: &OperatorOptions) -> Vec<String> {
+        std::iter::once(self.ns.clone())
+            .chain(options.extra_namespaces.iter().cloned())
+            .collect()
     }
 
     pub async fn start_operator(&mut self, options: OperatorOptions) {
@@ -196,7 +218,11 @@ impl Harness {
         ));
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = stopped.map(|_| ()).shared();
-        let scopes = vec![Scope::Namespace(self.ns.clone())];
+        let scopes = self
+            .watched(&options)
+            .into_iter()
+            .map(Scope::Namespace)
+            .collect();
         let readiness = Arc::new(Readiness::default());
         let task = tokio::spawn(controllers::run(ctx, scopes, 8, readiness, shutdown));
         self.operator = Some(InProcessOperator {
@@ -462,4 +488,35 @@ impl Harness {
             .expect("operator binary starts");
         OperatorProcess { child, log }
     }
+}
+
+impl Harness {
+    /// Merges `status` into the object's status (as if time had passed:
+    /// rotation periods are a minute at least, too long to wait for) and
+    /// wakes the operator with an annotation change.
+    pub async fn patch_status_and_poke<K>(&self, name: &str, status: serde_json::Value)
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        let api = self.api::<K>();
+        api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({ "status": status })),
+        )
+        .await
+        .expect("status patched");
+        let poke = serde_json::json!({"metadata": {"annotations": {
+            "test/poke": rand::random::<u32>().to_string()
+        }}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&poke))
+            .await
+            .expect("annotation patched");
+    }
+}
+
+/// An RFC 3339 time `hours` hours ago.
+pub fn hours_ago(hours: i64) -> String {
+    (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(hours)).to_string()
 }
