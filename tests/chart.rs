@@ -864,6 +864,8 @@ async fn rendered_manifests_follow_the_values() {
         ("SMOOCH_API_VERSION", "v1"),
         ("SMOOCH_DEFAULT_CREDENTIALS_SECRET", "smooch-credentials"),
         ("WATCH_NAMESPACES", ""),
+        ("DEFAULT_CREDENTIALS_NAMESPACES", "*"),
+        ("ADOPTION_NAMESPACES", "*"),
         ("RESYNC_PERIOD", "10m"),
         ("RECONCILE_CONCURRENCY", "8"),
         ("SMOOCH_CONCURRENCY", "16"),
@@ -906,6 +908,7 @@ async fn rendered_manifests_follow_the_values() {
             "leaderElection": {"enabled": true, "leaseName": "my-lease", "leaseSeconds": 30},
             "image": {"tag": "1.2.3", "pullPolicy": "Always"},
             "extraEnv": [{"name": "SMOOCH_TIMEOUT", "value": "30s"}],
+            "tenancy": {"defaultCredentialsNamespaces": ["a"], "adoptionNamespaces": ["a", "b"]},
         }),
     )
     .await;
@@ -915,6 +918,8 @@ async fn rendered_manifests_follow_the_values() {
         ("SMOOCH_API_VERSION", "v1.1"),
         ("SMOOCH_DEFAULT_CREDENTIALS_SECRET", "maker-key"),
         ("WATCH_NAMESPACES", "a,b"),
+        ("DEFAULT_CREDENTIALS_NAMESPACES", "a"),
+        ("ADOPTION_NAMESPACES", "a,b"),
         ("RESYNC_PERIOD", "1h"),
         ("RECONCILE_CONCURRENCY", "2"),
         ("SMOOCH_CONCURRENCY", "4"),
@@ -1083,7 +1088,10 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
     ]);
 
     let docs = render("rel", "ops", &json!({})).await;
-    assert_eq!(grants(&only(&docs, "ClusterRole")["rules"]), expected);
+    // Cluster-wide also: whether a namespace is being deleted.
+    let mut cluster_wide = expected.clone();
+    cluster_wide.extend(grant_set(&[("", &["namespaces"], &["get"])]));
+    assert_eq!(grants(&only(&docs, "ClusterRole")["rules"]), cluster_wide);
     assert!(of_kind(&docs, "Role").is_empty());
 
     // Namespaced: the same rules per watched namespace, the credentials
