@@ -21,18 +21,6 @@ fn app(name: &str) -> serde_json::Value {
     })
 }
 
-/// The reasons of every event in the test's namespace.
-async fn event_reasons(h: &Harness) -> Vec<String> {
-    h.api::<Event>()
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect()
-}
-
 #[tokio::test]
 async fn drift_is_repaired_app_deleted_outside_and_secret_edited_or_deleted() {
     let h = Harness::start_with(
@@ -135,7 +123,7 @@ async fn adopts_an_existing_app_by_annotation_without_creating_one() {
         Some(1),
         "only the test's own create"
     );
-    let reasons = event_reasons(&h).await;
+    let reasons = h.event_reasons().await;
     assert!(reasons.iter().any(|r| r == "Adopted"), "{reasons:?}");
     h.finish().await;
 }
@@ -509,7 +497,7 @@ async fn applying_everything_at_once_makes_no_redundant_smooch_calls() {
     let total: u64 = routes.values().sum();
     assert!(total <= 6 * N + 1 + N / 2, "{total} calls: {routes:?}");
 
-    let reasons = event_reasons(&h).await;
+    let reasons = h.event_reasons().await;
     for unwanted in ["AppNotReady", "Recovered", "FinalizerError"] {
         assert!(
             !reasons.iter().any(|r| r == unwanted),

@@ -6,8 +6,8 @@
 
 mod support;
 
-use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -82,11 +82,7 @@ impl Tenant {
             + Debug,
         <K as Resource>::DynamicType: Default,
     {
-        let obj: K = serde_json::from_value(value).expect("object shape");
-        self.api::<K>()
-            .create(&PostParams::default(), &obj)
-            .await
-            .expect("object created")
+        support::create_in(&self.api::<K>(), value).await
     }
 
     async fn put_secret(&self, name: &str, pairs: &[(&str, &str)]) {
@@ -104,7 +100,6 @@ impl Tenant {
             .expect("secret created");
     }
 
-    /// Polls until `check` holds; fails after 60 s printing the object.
     async fn wait_for<K>(&self, name: &str, what: &str, check: impl Fn(&K) -> bool) -> K
     where
         K: Resource<Scope = kube::core::NamespaceResourceScope>
@@ -114,22 +109,7 @@ impl Tenant {
             + Debug,
         <K as Resource>::DynamicType: Default,
     {
-        let api = self.api::<K>();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let current = api.get_opt(name).await.expect("get");
-            if let Some(obj) = &current
-                && check(obj)
-            {
-                return obj.clone();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {name} to be {what}; last seen: {}",
-                serde_json::to_string_pretty(&current).unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        support::wait_for_in(&self.api::<K>(), name, what, check).await
     }
 
     async fn wait_reason<K>(&self, name: &str, reason: &str) -> K
@@ -306,18 +286,6 @@ async fn allow_lists_limit_default_credentials_and_adoption_to_named_namespaces(
     h.finish().await;
 }
 
-/// The reasons of every event in the namespace.
-async fn event_reasons(h: &Harness) -> Vec<String> {
-    h.api::<Event>()
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect()
-}
-
 /// A Secret of the default name that someone else owns.
 async fn squat(h: &Harness, name: &str) {
     h.put_secret(name, &[("owner", "somebody else")]).await;
@@ -364,7 +332,7 @@ async fn what_was_created_before_a_later_step_failed_is_recorded_and_deleted_wit
         .expect("the key id is recorded");
     // Retries do not claim to have found it again.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let reasons = event_reasons(&h).await;
+    let reasons = h.event_reasons().await;
     assert!(!reasons.iter().any(|r| r == "Recovered"), "{reasons:?}");
 
     h.delete::<SmoochKey>("leaky").await;

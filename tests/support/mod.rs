@@ -296,11 +296,7 @@ impl Harness {
             + Debug,
         <K as Resource>::DynamicType: Default,
     {
-        let obj: K = serde_json::from_value(value).expect("object shape");
-        self.api::<K>()
-            .create(&PostParams::default(), &obj)
-            .await
-            .expect("object created")
+        create_in(&self.api::<K>(), value).await
     }
 
     pub async fn delete<K>(&self, name: &str)
@@ -343,23 +339,19 @@ impl Harness {
             + Debug,
         <K as Resource>::DynamicType: Default,
     {
-        let api = self.api::<K>();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let current = api.get_opt(name).await.expect("get");
-            if let Some(obj) = &current
-                && check(obj)
-            {
-                return obj.clone();
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!(
-                    "timed out waiting for {name} to be {what}; last seen: {}",
-                    serde_json::to_string_pretty(&current).unwrap()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_in(&self.api::<K>(), name, what, check).await
+    }
+
+    /// The reasons of every event in the test's namespace.
+    pub async fn event_reasons(&self) -> Vec<String> {
+        self.api::<k8s_openapi::api::core::v1::Event>()
+            .list(&Default::default())
+            .await
+            .expect("events listed")
+            .items
+            .into_iter()
+            .filter_map(|e| e.reason)
+            .collect()
     }
 
     /// Waits until the object is gone (finalizer done).
@@ -395,6 +387,41 @@ impl Harness {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let _ = api.delete(&self.ns, &DeleteParams::default()).await;
         let _ = self.emulator.shutdown().await;
+    }
+}
+
+/// Creates an object from JSON/YAML-shaped data through `api`.
+pub async fn create_in<K>(api: &Api<K>, value: serde_json::Value) -> K
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug,
+{
+    let obj: K = serde_json::from_value(value).expect("object shape");
+    api.create(&PostParams::default(), &obj)
+        .await
+        .expect("object created")
+}
+
+/// Polls the object through `api` until `check` holds (or fails the test
+/// after 60 s, printing the object).
+pub async fn wait_for_in<K>(api: &Api<K>, name: &str, what: &str, check: impl Fn(&K) -> bool) -> K
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let current = api.get_opt(name).await.expect("get");
+        if let Some(obj) = &current
+            && check(obj)
+        {
+            return obj.clone();
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "timed out waiting for {name} to be {what}; last seen: {}",
+                serde_json::to_string_pretty(&current).unwrap()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
