@@ -18,7 +18,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CP_DIR=$ROOT/tests/controlplane
 CACHE_ROOT=${SMOOCH_CACHE_DIR:-$HOME/.cache/smooch-operator}/controlplane
-BINARIES=(etcd kube-apiserver kube-controller-manager kubectl helm)
+# kube-scheduler, kubelet and kube-proxy run only with `start DIR --node`.
+BINARIES=(etcd kube-apiserver kube-controller-manager kubectl helm kube-scheduler kubelet kube-proxy)
 # Bump when the build recipe below changes (flags, ldflags) so the cache key changes.
 BUILD_REV=1
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
@@ -86,7 +87,7 @@ cmd_build() {
   tmp=$(mktemp -d "$CACHE_ROOT/.tmp-$key.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   chmod 755 "$tmp"; mkdir "$tmp/bin"
-  log "building $key with $("$GO" env GOVERSION) (cold: ~10 min on 2 cores)"
+  log "building $key with $("$GO" env GOVERSION) (cold: ~12 min on 2 cores)"
   local v=${KUBE_VERSION#v} kube_ld="-s -w" p
   # Same version stamping as upstream hack/lib/version.sh, so `kubectl version` is truthful.
   for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
@@ -95,7 +96,8 @@ cmd_build() {
   # Static binaries like the upstream release builds.
   export CGO_ENABLED=0
   (cd "$CP_DIR" && "$GO" build -trimpath -ldflags "$kube_ld" -o "$tmp/bin/" \
-    ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kubectl)
+    ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kubectl \
+    ./cmd/kube-scheduler ./cmd/kubelet ./cmd/kube-proxy)
   log "kube binaries done after $(since "$t0")"
   (cd "$CP_DIR/etcd" && "$GO" build -trimpath -ldflags "-s -w" -o "$tmp/bin/etcd" .)
   log "etcd done after $(since "$t0")"
