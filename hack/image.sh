@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Build the operator image (it also holds the emulator) with the Dockerfile,
+# from binaries built here: no registry, no base image. Saves an OCI archive.
+#
+#   hack/image.sh [--debug] [--tag IMAGE] [--out ARCHIVE] [--tool podman|docker]
+#
+#   --debug    the dev-profile binaries (what `cargo test` builds; CI uses this)
+#              instead of `cargo build --release` (the default, for users)
+#   --tag      image name (default smooch-operator:<Cargo.toml version>)
+#   --out      OCI archive to write (default build/smooch-operator-image.tar)
+#   --tool     podman (default when installed) or docker
+#
+# SMOOCH_OPERATOR_BIN / SMOOCH_EMULATOR_BIN: use these binaries instead of
+# building them (the tests pass the ones `cargo test` built).
+#
+# The image is FROM scratch: the two binaries (dynamically linked against
+# glibc, as cargo builds them), the glibc libraries `ldd` lists for them,
+# /etc/passwd and /etc/group with the nonroot user 65532, the CA bundle
+# (TLS to api.smooch.io) and /etc/nsswitch.conf. Nothing else: no shell.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+profile=release tag="" out=$ROOT/build/smooch-operator-image.tar tool=""
+while (($#)); do
+  case $1 in
+    --debug) profile=debug; shift ;;
+    --tag) tag=${2:?--tag needs a name}; shift 2 ;;
+    --out) out=${2:?--out needs a file}; shift 2 ;;
+    --tool) tool=${2:?--tool needs podman or docker}; shift 2 ;;
+    *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+  esac
+done
+version=$(awk -F'"' '/^version = / {print $2; exit}' Cargo.toml)
+tag=${tag:-smooch-operator:$version}
+if [[ -z $tool ]]; then
+  if command -v podman >/dev/null; then tool=podman; elif command -v docker >/dev/null; then tool=docker
+  else echo "image.sh: needs podman or docker" >&2; exit 1; fi
+fi
+log() { echo "image.sh: $*" >&2; }
+t0=$SECONDS
+
+if [[ -n ${SMOOCH_OPERATOR_BIN:-} && -n ${SMOOCH_EMULATOR_BIN:-} ]]; then
+  operator=$SMOOCH_OPERATOR_BIN emulator=$SMOOCH_EMULATOR_BIN
+else
+  target=${CARGO_TARGET_DIR:-$ROOT/target}
+  if [[ $profile == release ]]; then
+    log "cargo build --release (first time: several minutes)"
+    cargo build --locked --release --bin smooch-operator --bin smooch-emulator
+  else
+    cargo build --locked --bin smooch-operator --bin smooch-emulator
+  fi
+  operator=$target/$profile/smooch-operator emulator=$target/$profile/smooch-emulator
+fi
+
+# The build context: build/image/rootfs (see .dockerignore).
+stage=$ROOT/build/image
+rm -rf "$stage"
+rootfs=$stage/rootfs
+mkdir -p "$rootfs/usr/local/bin" "$rootfs/etc/ssl/certs"
+# Symbols are not needed at run time (a debug binary shrinks ~10x).
+strip -o "$rootfs/usr/local/bin/smooch-operator" "$operator"
+strip -o "$rootfs/usr/local/bin/smooch-emulator" "$emulator"
+# The shared libraries and the loader, at the paths the binaries ask for.
+for lib in $(ldd "$operator" "$emulator" | awk '/=> \// {print $3} /^\t\/[^ ]+ \(/ {print $1}' | sort -u); do
+  cp -L --parents "$lib" "$rootfs/"
+done
+printf '%s\n' 'root:x:0:0:root:/root:/sbin/nologin' 'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' >"$rootfs/etc/passwd"
+printf '%s\n' 'root:x:0:' 'nonroot:x:65532:' >"$rootfs/etc/group"
+printf '%s\n' 'hosts: files dns' >"$rootfs/etc/nsswitch.conf"
+cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
+log "root filesystem staged ($(du -sh "$rootfs" | cut -f1)): $(cd "$rootfs" && find . -type f | sort | tr '\n' ' ')"
+
+"$tool" build --file Dockerfile --tag "$tag" \
+  --label "org.opencontainers.image.version=$version" . >&2
+mkdir -p "$(dirname "$out")"
+rm -f "$out"
+if [[ $tool == podman ]]; then
+  podman save --format oci-archive -o "$out" "$tag" >&2
+else
+  docker save -o "$out" "$tag"
+fi
+log "built $tag with $tool (${SMOOCH_OPERATOR_BIN:+given }$profile binaries) and saved $out ($(du -h "$out" | cut -f1)) in $((SECONDS - t0))s"
+echo "$out"
