@@ -2,13 +2,14 @@
 # Build the operator image (it also holds the emulator) with the Dockerfile,
 # from binaries built here: no registry, no base image. Saves an OCI archive.
 #
-#   hack/image.sh [--debug] [--tag IMAGE] [--out ARCHIVE] [--tool podman|docker]
+#   hack/image.sh [--debug] [--tag IMAGE] [--out ARCHIVE] [--tool podman|docker] [--quiet]
 #
 #   --debug    the dev-profile binaries (what `cargo test` builds; CI uses this)
 #              instead of `cargo build --release` (the default, for users)
 #   --tag      image name (default smooch-operator:<Cargo.toml version>)
 #   --out      OCI archive to write (default build/smooch-operator-image.tar)
 #   --tool     podman (default when installed) or docker
+#   --quiet    only the summary line on stderr (no build steps)
 #
 # SMOOCH_OPERATOR_BIN / SMOOCH_EMULATOR_BIN: use these binaries instead of
 # building them (the tests pass the ones `cargo test` built).
@@ -21,13 +22,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-profile=release tag="" out=$ROOT/build/smooch-operator-image.tar tool=""
+profile=release tag="" out=$ROOT/build/smooch-operator-image.tar tool="" quiet=()
 while (($#)); do
   case $1 in
     --debug) profile=debug; shift ;;
     --tag) tag=${2:?--tag needs a name}; shift 2 ;;
     --out) out=${2:?--out needs a file}; shift 2 ;;
     --tool) tool=${2:?--tool needs podman or docker}; shift 2 ;;
+    --quiet) quiet=(--quiet); shift ;;
     *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 done
@@ -69,16 +71,17 @@ printf '%s\n' 'root:x:0:0:root:/root:/sbin/nologin' 'nonroot:x:65532:65532:nonro
 printf '%s\n' 'root:x:0:' 'nonroot:x:65532:' >"$rootfs/etc/group"
 printf '%s\n' 'hosts: files dns' >"$rootfs/etc/nsswitch.conf"
 cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
-log "root filesystem staged ($(du -sh "$rootfs" | cut -f1)): $(cd "$rootfs" && find . -type f | sort | tr '\n' ' ')"
+((${#quiet[@]})) || log "root filesystem staged ($(du -sh "$rootfs" | cut -f1)): $(cd "$rootfs" && find . -type f | sort | tr '\n' ' ')"
 
-"$tool" build --file Dockerfile --tag "$tag" \
-  --label "org.opencontainers.image.version=$version" . >&2
+if ((${#quiet[@]})); then build_out=/dev/null; else build_out=/dev/stderr; fi
+"$tool" build "${quiet[@]}" --file Dockerfile --tag "$tag" \
+  --label "org.opencontainers.image.version=$version" . >"$build_out"
 mkdir -p "$(dirname "$out")"
 rm -f "$out"
 if [[ $tool == podman ]]; then
-  podman save --format oci-archive -o "$out" "$tag" >&2
+  podman save "${quiet[@]}" --format oci-archive -o "$out" "$tag" >&2
 else
-  docker save -o "$out" "$tag"
+  docker save -o "$out" "$tag" >&2
 fi
 log "built $tag with $tool (${SMOOCH_OPERATOR_BIN:+given }$profile binaries) and saved $out ($(du -h "$out" | cut -f1)) in $((SECONDS - t0))s"
 echo "$out"
