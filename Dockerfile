@@ -2,18 +2,16 @@
 #
 # The operator image: the smooch-operator binary (and smooch-emulator, so a
 # cluster can run the emulator too) on an empty base, as the nonroot user
-# 65532. No registry or base image is needed: `hack/image.sh` builds the
-# binaries (cargo build --release), stages their root filesystem in
-# build/image/rootfs (the binaries, the glibc libraries they link, passwd and
-# group with user 65532, the CA bundle) and runs
+# 65532. No registry and no base image are needed, so Debian's podman builds
+# it offline and docker builds it the same way. `hack/image.sh` builds the
+# binaries (cargo build --release), stages their root filesystem as
+# build/image/rootfs in a build context (the binaries, the glibc libraries
+# they link, passwd and group with user 65532, the CA bundle, nsswitch.conf)
+# and runs `podman build` (or `docker build`) with this file:
 #
-#   podman build -f Dockerfile -t smooch-operator:0.1.0 .     (or docker build)
-#
-# The build context is the repository, of which .dockerignore sends only
-# build/image/rootfs. To publish it for your cluster:
-#
-#   hack/image.sh --tag registry.example.com/team/smooch-operator:0.1.0
-#   docker push registry.example.com/team/smooch-operator:0.1.0   (or podman push)
+#   hack/image.sh                                   # smooch-operator:0.1.0 + build/smooch-operator-image.tar
+#   hack/image.sh --tool docker --tag registry.example.com/team/smooch-operator:0.1.0
+#   docker push registry.example.com/team/smooch-operator:0.1.0      (or podman push)
 
 FROM scratch
 LABEL org.opencontainers.image.title="smooch-operator" \

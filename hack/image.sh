@@ -55,10 +55,13 @@ else
   operator=$target/$profile/smooch-operator emulator=$target/$profile/smooch-emulator
 fi
 
-# The build context: build/image/rootfs (see .dockerignore).
-stage=$ROOT/build/image
-rm -rf "$stage"
-rootfs=$stage/rootfs
+# The build context: a private dir holding build/image/rootfs, the only
+# path the Dockerfile copies (so that concurrent runs cannot mix their files;
+# .dockerignore makes `docker build .` in the repo send only that path too).
+mkdir -p "$ROOT/build"
+context=$(mktemp -d "$ROOT/build/context.XXXXXX")
+trap 'rm -rf "$context"' EXIT
+rootfs=$context/build/image/rootfs
 mkdir -p "$rootfs/usr/local/bin" "$rootfs/etc/ssl/certs"
 # Symbols are not needed at run time (a debug binary shrinks ~10x).
 strip -o "$rootfs/usr/local/bin/smooch-operator" "$operator"
@@ -74,8 +77,9 @@ cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt
 ((${#quiet[@]})) || log "root filesystem staged ($(du -sh "$rootfs" | cut -f1)): $(cd "$rootfs" && find . -type f | sort | tr '\n' ' ')"
 
 if ((${#quiet[@]})); then build_out=/dev/null; else build_out=/dev/stderr; fi
+cp .dockerignore "$context/"
 "$tool" build "${quiet[@]}" --file Dockerfile --tag "$tag" \
-  --label "org.opencontainers.image.version=$version" . >"$build_out"
+  --label "org.opencontainers.image.version=$version" "$context" >"$build_out"
 mkdir -p "$(dirname "$out")"
 rm -f "$out"
 if [[ $tool == podman ]]; then
