@@ -217,7 +217,7 @@ cmd_start() {
   chmod 700 "$RUN/pki" "$RUN/etcd"
   # If anything below fails, kill what was started and (--node) undo every
   # host change; the logs stay for inspection (the caller's `stop` removes them).
-  trap 'rc=$?; if ((rc)); then log "start failed; logs in $RUN/logs"; node_teardown; stop_processes "$RUN"; fi' EXIT
+  trap 'rc=$?; if ((rc)); then log "start failed; logs in $RUN/logs"; node_teardown workloads; stop_processes "$RUN"; node_teardown host; fi' EXIT
 
   # The API server listens on loopback, or (--node) on the node IP, the
   # address of the bridge created here, so that Pods reach it through the
@@ -359,8 +359,9 @@ cmd_stop() {
   run=$(cd "$run" && pwd)
   [[ -f $run/.smooch-controlplane ]] || die "$run is not a control plane run dir; not touching it"
   local restored=0
-  RUN=$run node_teardown || restored=1
+  RUN=$run node_teardown workloads
   stop_processes "$run"
+  RUN=$run node_teardown host || restored=1
   if [[ -f $run/ports ]]; then
     for port in $(<"$run/ports"); do
       if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then log "WARNING: port $port still in use"; fi

@@ -439,10 +439,12 @@ alive_ours() { [[ -n $1 ]] && grep -qF "$RUN" "/proc/$1/cmdline" 2>/dev/null; }
 # Every process whose command line names the run dir (containerd's shims
 # outlive containerd and are not in a process group we started).
 run_dir_pids() {
-  local p
+  local p skip=" "
+  # The control plane's own processes are stopped by stop_processes (TERM).
+  [[ -f $RUN/pids ]] && skip+="$(awk '$1 !~ /^(kubelet|kube-proxy|kube-scheduler|containerd)$/ {printf "%s ", $2}' "$RUN/pids")"
   for p in /proc/[0-9]*; do
     p=${p#/proc/}
-    [[ $p == "$$" || $p == "$BASHPID" ]] && continue
+    [[ $p == "$$" || $p == "$BASHPID" || $skip == *" $p "* ]] && continue
     # (not this script's own processes: `stop DIR/`, the watchdog)
     grep -qF "controlplane.sh" "/proc/$p/cmdline" 2>/dev/null && continue
     grep -qF "$RUN/" "/proc/$p/cmdline" 2>/dev/null && echo "$p"
@@ -463,18 +465,21 @@ kubepods_pids() {
 }
 
 # In a subshell without errexit: every step runs even when one fails.
-node_teardown() {
+# Two phases around the control plane's own stop: `workloads` while the API
+# server still runs (pods, node processes), `host` after it stopped (the
+# API server listens on the bridge's address, so the bridge goes last).
+node_teardown() { # workloads|host
   [[ -d $RUN/node ]] || return 0
   # Nothing was changed before the record was complete.
   [[ -f $RUN/node/host/complete ]] || { node_unlock; return 0; }
-  (set +e; node_teardown_steps)
+  if [[ $1 == workloads ]]; then (set +e; node_stop_workloads); else (set +e; node_restore_host); fi
 }
 
-node_teardown_steps() {
-  local h=$RUN/node/host bin pid i left name
+node_stop_workloads() {
+  local bin pid i left name
   bin=$(cat "$RUN/node/bin-dir" 2>/dev/null)
-  local kc=("$bin/kubectl" --kubeconfig="$RUN/kubeconfig" --request-timeout=5s)
-  shopt -s nullglob
+  local kc=("$bin/kubectl" --kubeconfig="$RUN/kubeconfig" --request-timeout=5s) t0
+  t0=$(now)
   nlog "tearing down"
   # 1. No new pods (stop the scheduler), then let kubelet stop the pods
   #    gracefully (SIGTERM, CNI DEL), while the API server is up.
@@ -488,9 +493,13 @@ node_teardown_steps() {
   fi
   # 2. The node processes (kubelet before containerd), by recorded PID
   #    after checking that their command line names this run dir.
+  #    containerd at the same time: the pods are stopped, and what a kill
+  #    leaves behind is swept below.
+  local group=()
   for name in kubelet kube-proxy containerd; do
-    pid=$(pid_of "$name"); alive_ours "$pid" && term_wait "$pid"
+    pid=$(pid_of "$name"); alive_ours "$pid" && group+=("$pid")
   done
+  ((${#group[@]} == 0)) || term_wait "${group[@]}"
   # 3. What is left: shims (by command line), then container processes
   #    (by cgroup).
   for ((i = 0; i < 3; i++)); do
@@ -507,6 +516,12 @@ node_teardown_steps() {
   done
   # 4. kube-proxy's own rule cleanup (matters when its tables existed before).
   "$bin/kube-proxy" --cleanup >>"$RUN/logs/kube-proxy-cleanup.log" 2>&1 || true
+  nlog "pods and node processes stopped in $(since "$t0")"
+}
+
+node_restore_host() {
+  local h=$RUN/node/host i left
+  shopt -s nullglob
   # 5. Mounts (deepest first), network namespaces, links.
   local before_mounts m
   before_mounts=$(cat "$h/mounts" 2>/dev/null || true)
@@ -582,6 +597,12 @@ node_check_restored() {
   [[ -z $(kubepods_dirs) ]] || bad+=("cgroups $(kubepods_dirs | tr '\n' ' ')")
   [[ $(ls /run/netns 2>/dev/null) == "$(cat "$h/netns")" ]] || bad+=("netns: $(ls /run/netns | tr '\n' ' ')")
   [[ -z $(run_dir_pids) ]] || bad+=("processes naming $RUN: $(run_dir_pids | tr '\n' ' ')")
+  local m p
+  m=$(mountpoints | grep -F -f <(node_mount_prefixes) | grep -vxF -f <(cat "$h/mounts") || true)
+  [[ -z $m ]] || bad+=("mounts: $(tr '\n' ' ' <<<"$m")")
+  for p in "${NODE_HOST_PATHS[@]}"; do
+    [[ -e $p ]] && ! grep -qxF "$p" "$h/paths" && bad+=("$p")
+  done
   if ((${#bad[@]})); then
     log "WARNING: node teardown left: ${bad[*]}"
     return 1
