@@ -36,6 +36,20 @@ const EMULATOR_PORT: u16 = 8091;
 const LEASE: &str = "smooch-operator-leader";
 const LEASE_SECONDS: u64 = 10;
 
+/// Prints a measured figure and appends it to
+/// `$CARGO_TARGET_TMPDIR/chart_node-measurements.txt` (BENCHMARKS.md).
+macro_rules! measure {
+    ($($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        println!("MEASURE {line}");
+        let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chart_node-measurements.txt");
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(file) {
+            use std::io::Write;
+            let _ = writeln!(f, "{} {line}", jiff::Timestamp::now());
+        }
+    }};
+}
+
 struct Cluster {
     cp: NodeControlPlane,
 }
@@ -481,26 +495,23 @@ async fn the_chart_on_a_real_node() {
         .status()
         .unwrap();
     assert!(status.success(), "hack/image.sh failed");
-    println!("MEASURE image built and saved in {:.1?}", started.elapsed());
+    measure!("image built and saved in {:.1?}", started.elapsed());
 
     let before = HostSnapshot::take();
     let run_dir = work.path().join("cp");
     let started = Instant::now();
     let cp = NodeControlPlane::start(&run_dir);
-    println!(
-        "MEASURE control plane + node Ready in {:.1?}",
-        started.elapsed()
-    );
+    measure!("control plane + node Ready in {:.1?}", started.elapsed());
     let mut c = Cluster { cp };
     let started = Instant::now();
     c.cp.import(&archive);
-    println!("MEASURE image imported in {:.1?}", started.elapsed());
+    measure!("image imported in {:.1?}", started.elapsed());
 
     exercise_the_chart(&c).await;
 
     let started = Instant::now();
     let stopped = c.cp.stop();
-    println!("MEASURE node teardown in {:.1?}", started.elapsed());
+    measure!("node teardown in {:.1?}", started.elapsed());
     stopped.expect("teardown reported that it left something");
     let left = processes_naming(&run_dir);
     assert!(left.is_empty(), "processes left: {left:?}");
@@ -590,8 +601,8 @@ async fn exercise_the_chart(c: &Cluster) {
         .await;
     wait_examples_ready(c, "after helm install").await;
     let ready = started.elapsed();
-    println!(
-        "MEASURE helm install --wait {installed:.1?}; examples all Ready {ready:.1?} after helm install started"
+    measure!(
+        "helm install --wait {installed:.1?}; examples all Ready {ready:.1?} after helm install started"
     );
 
     // The operator pod is Ready by its kubelet probes (readiness /readyz).
@@ -777,9 +788,7 @@ async fn exercise_the_chart(c: &Cluster) {
     let (new_leader, _) =
         wait_new_leader(c, &leader, Duration::from_secs(LEASE_SECONDS * 3 + 10)).await;
     let takeover = killed.elapsed();
-    println!(
-        "MEASURE takeover after the leader was killed: {takeover:.1?} (lease {LEASE_SECONDS} s)"
-    );
+    measure!("takeover after the leader was killed: {takeover:.1?} (lease {LEASE_SECONDS} s)");
     assert!(
         takeover <= Duration::from_secs(LEASE_SECONDS + LEASE_SECONDS / 3 + 5),
         "takeover took {takeover:?} with a {LEASE_SECONDS} s lease"
@@ -800,9 +809,7 @@ async fn exercise_the_chart(c: &Cluster) {
         .await;
     let (third, handover) =
         wait_new_leader(c, &new_leader, Duration::from_secs(LEASE_SECONDS * 3)).await;
-    println!(
-        "MEASURE Lease handover after SIGTERM: {handover:.1?} (lease {LEASE_SECONDS} s) to {third}"
-    );
+    measure!("Lease handover after SIGTERM: {handover:.1?} (lease {LEASE_SECONDS} s) to {third}");
     assert!(
         handed.elapsed() < Duration::from_secs(LEASE_SECONDS),
         "handover {handover:?} was not faster than the lease ({LEASE_SECONDS} s): not released"
@@ -974,7 +981,7 @@ async fn report_memory(c: &Cluster, pod: &Value, pid: u32) {
     // RssFile is mostly the mapped binary: its page cache is charged to
     // whoever read it first (containerd unpacking the image), not to the pod.
     let mut line = format!(
-        "MEASURE operator memory: process VmRSS {:.1} MiB (RssAnon {:.1}, RssFile {:.1})",
+        "operator memory: process VmRSS {:.1} MiB (RssAnon {:.1}, RssFile {:.1})",
         rss_kib as f64 / 1024.0,
         kib("RssAnon"),
         kib("RssFile"),
@@ -1029,5 +1036,5 @@ async fn report_memory(c: &Cluster, pod: &Value, pid: u32) {
     } else {
         line += &format!("; kubelet summary unavailable: {}", summary.stderr.trim());
     }
-    println!("{line}");
+    measure!("{line}");
 }

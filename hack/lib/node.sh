@@ -140,7 +140,8 @@ node_describe_changes() {
   cat <<EOF
 hack/controlplane.sh --node changes this host while the node runs, and restores it on stop:
   processes  containerd, kubelet, kube-proxy, kube-scheduler, containerd-shim-runc-v2 and the pods
-  interfaces bridge $NODE_BRIDGE with $NODE_IP/24 (node IP; the API server listens there), one veth per pod
+  interfaces bridge $NODE_BRIDGE with $NODE_IP/24 (node IP; the API server listens there), one veth per pod;
+             a route for the Service range $SERVICE_CIDR via the bridge
   netns      /run/netns/cni-* (one per pod)
   sysctls    net.ipv4.ip_forward=1 (CNI bridge); kernel.panic=10, kernel.panic_on_oops=1,
              vm.overcommit_memory=1, vm.panic_on_oom=0, kernel.keys.root_max{keys,bytes} (kubelet)
@@ -201,6 +202,10 @@ node_network() {
   echo "$NODE_BRIDGE" >"$RUN/node/bridge"
   ip addr add "$NODE_IP/24" dev "$NODE_BRIDGE"
   ip link set "$NODE_BRIDGE" up
+  # The host's own connections to ClusterIPs (tests, the demo's curl) leave
+  # from the node IP onto the bridge, never by the default route: without a
+  # Service rule a packet stays on the bridge. (Goes away with the bridge.)
+  ip route add "$SERVICE_CIDR" dev "$NODE_BRIDGE" src "$NODE_IP"
 }
 
 node_cni_config() {
