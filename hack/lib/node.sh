@@ -295,7 +295,8 @@ node_import() { # <archive>
 # and cached by content, since no registry is reachable.
 pause_archive() {
   local dir h tmp
-  h=$(cat "$ROOT/hack/pause/pause.c" "$ROOT/hack/lib/node.sh" | sha256sum | cut -c1-12)
+  # Bump rev when the image recipe below changes.
+  h=$({ echo rev=1; cat "$ROOT/hack/pause/pause.c"; } | sha256sum | cut -c1-12)
   dir=${SMOOCH_CACHE_DIR:-$HOME/.cache/smooch-operator}/images
   PAUSE_IMAGE=localhost/smooch-pause:$h
   PAUSE_TAR=$dir/pause-$h.tar
