@@ -79,7 +79,7 @@ trap 'exit 130' INT TERM
 if ((node)); then
   say "Building the operator image (hack/image.sh: FROM scratch, operator + emulator)"
   SMOOCH_OPERATOR_BIN=$OPERATOR SMOOCH_EMULATOR_BIN=$EMULATOR \
-    hack/image.sh --debug --quiet --tag localhost/smooch-operator:demo --out "$WORK/image.tar" >/dev/null
+    hack/image.sh --debug --quiet --rm --tag localhost/smooch-operator:demo --out "$WORK/image.tar" >/dev/null
 
   say "Starting the control plane and a node (containerd, kubelet, kube-proxy, kube-scheduler)"
   eval "$(hack/controlplane.sh start "$RUN_DIR" --parent-pid $$ --node)"

@@ -2,7 +2,7 @@
 # Build the operator image (it also holds the emulator) with the Dockerfile,
 # from binaries built here: no registry, no base image. Saves an OCI archive.
 #
-#   hack/image.sh [--debug] [--tag IMAGE] [--out ARCHIVE] [--tool podman|docker] [--quiet]
+#   hack/image.sh [--debug] [--tag IMAGE] [--out ARCHIVE] [--tool podman|docker] [--quiet] [--rm]
 #
 #   --debug    the dev-profile binaries (what `cargo test` builds; CI uses this)
 #              instead of `cargo build --release` (the default, for users)
@@ -10,6 +10,8 @@
 #   --out      OCI archive to write (default build/smooch-operator-image.tar)
 #   --tool     podman (default when installed) or docker
 #   --quiet    only the summary line on stderr (no build steps)
+#   --rm       keep only the archive: remove the image (and podman's layer
+#              cache) from the local store (the tests and the demo do)
 #
 # SMOOCH_OPERATOR_BIN / SMOOCH_EMULATOR_BIN: use these binaries instead of
 # building them (the tests pass the ones `cargo test` built).
@@ -22,7 +24,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-profile=release tag="" out=$ROOT/build/smooch-operator-image.tar tool="" quiet=()
+profile=release tag="" out=$ROOT/build/smooch-operator-image.tar tool="" quiet=() rm=0
 while (($#)); do
   case $1 in
     --debug) profile=debug; shift ;;
@@ -30,6 +32,7 @@ while (($#)); do
     --out) out=${2:?--out needs a file}; shift 2 ;;
     --tool) tool=${2:?--tool needs podman or docker}; shift 2 ;;
     --quiet) quiet=(--quiet); shift ;;
+    --rm) rm=1; shift ;;
     *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 done
@@ -78,7 +81,9 @@ cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt
 
 if ((${#quiet[@]})); then build_out=/dev/null; else build_out=/dev/stderr; fi
 cp .dockerignore "$context/"
-"$tool" build "${quiet[@]}" --file Dockerfile --tag "$tag" \
+layers=()
+((rm == 0)) || [[ $tool != podman ]] || layers=(--layers=false)
+"$tool" build "${quiet[@]}" "${layers[@]}" --file Dockerfile --tag "$tag" \
   --label "org.opencontainers.image.version=$version" "$context" >"$build_out"
 mkdir -p "$(dirname "$out")"
 rm -f "$out"
@@ -87,5 +92,6 @@ if [[ $tool == podman ]]; then
 else
   docker save -o "$out" "$tag" >&2
 fi
+((rm == 0)) || "$tool" rmi "$tag" >/dev/null
 log "built $tag with $tool (${SMOOCH_OPERATOR_BIN:+given }$profile binaries) and saved $out ($(du -h "$out" | cut -f1)) in $((SECONDS - t0))s"
 echo "$out"

@@ -484,6 +484,7 @@ async fn the_chart_on_a_real_node() {
         .args([
             "--debug",
             "--quiet",
+            "--rm",
             "--tag",
             &format!("{IMAGE_REPO}:{IMAGE_TAG}"),
             "--out",
