@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # The operator image: the smooch-operator binary (and smooch-emulator, so a
 # cluster can run the emulator too) on an empty base, as the nonroot user
 # 65532. No registry and no base image are needed, so Debian's podman builds
@@ -12,6 +10,9 @@
 #   hack/image.sh                                   # smooch-operator:0.1.0 + build/smooch-operator-image.tar
 #   hack/image.sh --tool docker --tag registry.example.com/team/smooch-operator:0.1.0
 #   docker push registry.example.com/team/smooch-operator:0.1.0      (or podman push)
+#
+# (No `# syntax=` line: it would make BuildKit pull a frontend image, and
+# nothing here needs one.)
 
 FROM scratch
 LABEL org.opencontainers.image.title="smooch-operator" \
