@@ -30,6 +30,22 @@ const EMULATOR_NS: &str = "smooch-emulator";
 const RELEASE: &str = "smooch";
 const IMAGE_REPO: &str = "localhost/smooch-operator";
 const IMAGE_TAG: &str = "node-test";
+
+/// The image under test: by default built here from the test build's
+/// binaries; `SMOOCH_TEST_IMAGE_ARCHIVE` (an archive from `hack/image.sh`)
+/// with `SMOOCH_TEST_IMAGE` (its `repository:tag`) tests another one, e.g.
+/// the release image users get.
+fn image_ref() -> (String, String) {
+    match std::env::var("SMOOCH_TEST_IMAGE") {
+        Ok(image) => {
+            let (repo, tag) = image
+                .rsplit_once(':')
+                .expect("SMOOCH_TEST_IMAGE is repository:tag");
+            (repo.to_string(), tag.to_string())
+        }
+        Err(_) => (IMAGE_REPO.to_string(), IMAGE_TAG.to_string()),
+    }
+}
 /// The emulator Service's fixed ClusterIP: there is no cluster DNS.
 const EMULATOR_IP: &str = "10.0.0.100";
 const EMULATOR_PORT: u16 = 8091;
@@ -208,8 +224,8 @@ impl Cluster {
 
 fn chart_values(extra: &[&str]) -> Vec<String> {
     let mut values = vec![
-        format!("image.repository={IMAGE_REPO}"),
-        format!("image.tag={IMAGE_TAG}"),
+        format!("image.repository={}", image_ref().0),
+        format!("image.tag={}", image_ref().1),
         "image.pullPolicy=Never".to_string(),
         format!("smoochUrl=http://{EMULATOR_IP}:{EMULATOR_PORT}"),
         "logJson=true".to_string(),
@@ -340,7 +356,8 @@ fn container_of(pod: &Value) -> (String, String, String) {
 }
 
 fn emulator_manifest(key_id: &str, secret: &str) -> String {
-    let image = format!("{IMAGE_REPO}:{IMAGE_TAG}");
+    let (repo, tag) = image_ref();
+    let image = format!("{repo}:{tag}");
     let docs = [
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": EMULATOR_NS,
             "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}),
@@ -477,25 +494,30 @@ async fn the_chart_on_a_real_node() {
 
     // The image, from the binaries `cargo test` built (what CI does; users
     // run hack/image.sh for a release build).
-    let archive = work.path().join("image.tar");
+    let archive = match std::env::var_os("SMOOCH_TEST_IMAGE_ARCHIVE") {
+        Some(given) => PathBuf::from(given),
+        None => work.path().join("image.tar"),
+    };
     let started = Instant::now();
-    let status = std::process::Command::new("bash")
-        .arg(format!("{ROOT}/hack/image.sh"))
-        .args([
-            "--debug",
-            "--quiet",
-            "--rm",
-            "--tag",
-            &format!("{IMAGE_REPO}:{IMAGE_TAG}"),
-            "--out",
-        ])
-        .arg(&archive)
-        .env("SMOOCH_OPERATOR_BIN", env!("CARGO_BIN_EXE_smooch-operator"))
-        .env("SMOOCH_EMULATOR_BIN", env!("CARGO_BIN_EXE_smooch-emulator"))
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "hack/image.sh failed");
+    if std::env::var_os("SMOOCH_TEST_IMAGE_ARCHIVE").is_none() {
+        let status = std::process::Command::new("bash")
+            .arg(format!("{ROOT}/hack/image.sh"))
+            .args([
+                "--debug",
+                "--quiet",
+                "--rm",
+                "--tag",
+                &format!("{IMAGE_REPO}:{IMAGE_TAG}"),
+                "--out",
+            ])
+            .arg(&archive)
+            .env("SMOOCH_OPERATOR_BIN", env!("CARGO_BIN_EXE_smooch-operator"))
+            .env("SMOOCH_EMULATOR_BIN", env!("CARGO_BIN_EXE_smooch-emulator"))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "hack/image.sh failed");
+    }
     measure!("image built and saved in {:.1?}", started.elapsed());
 
     let before = HostSnapshot::take();
