@@ -6,10 +6,15 @@
 #
 #   hack/controlplane.sh build                 build (or reuse) the binaries; last stdout line = bin dir
 #   hack/controlplane.sh bin-dir               print the bin dir of an existing build
-#   hack/controlplane.sh start <run-dir> [--parent-pid PID]
+#   hack/controlplane.sh start <run-dir> [--parent-pid PID] [--node]
 #                                              start a control plane; stdout = `export ...` lines
-#   hack/controlplane.sh stop <run-dir>        stop it and remove <run-dir> (idempotent, trap-safe)
-#   hack/controlplane.sh up [<run-dir>]        start, wait for Ctrl-C, stop
+#                                              --node: also a real node (root): containerd, kubelet,
+#                                              kube-proxy, kube-scheduler, CNI bridge; Pods run
+#   hack/controlplane.sh stop <run-dir>        stop it and remove <run-dir> (idempotent, trap-safe;
+#                                              with --node: host changes undone, see hack/lib/node.sh)
+#   hack/controlplane.sh up [<run-dir>] [--node]  start, wait for Ctrl-C, stop
+#   hack/controlplane.sh import <run-dir> <archive>  load an OCI/docker image archive into the node
+#   hack/controlplane.sh node-changes          print what --node changes on the host
 #
 # Typical test harness use:
 #   eval "$(hack/controlplane.sh start "$dir" --parent-pid $$)"; trap 'hack/controlplane.sh stop "$dir"' EXIT
@@ -18,7 +23,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CP_DIR=$ROOT/tests/controlplane
 CACHE_ROOT=${SMOOCH_CACHE_DIR:-$HOME/.cache/smooch-operator}/controlplane
-BINARIES=(etcd kube-apiserver kube-controller-manager kubectl helm)
+# kube-scheduler, kubelet and kube-proxy run only with `start DIR --node`.
+BINARIES=(etcd kube-apiserver kube-controller-manager kubectl helm kube-scheduler kubelet kube-proxy)
 # Bump when the build recipe below changes (flags, ldflags) so the cache key changes.
 BUILD_REV=1
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
@@ -30,6 +36,8 @@ log() { echo "controlplane: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 now() { echo "${EPOCHREALTIME//[!0-9]/}"; }            # microseconds (locale-proof)
 since() { local d=$(($(now) - $1)); printf '%d.%01ds' $((d / 1000000)) $((d % 1000000 / 100000)); }
+# shellcheck source=hack/lib/node.sh
+source "$ROOT/hack/lib/node.sh"
 
 # versions.env is the single source of truth; fail loudly if a go.mod disagrees.
 load_versions() {
@@ -86,7 +94,7 @@ cmd_build() {
   tmp=$(mktemp -d "$CACHE_ROOT/.tmp-$key.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   chmod 755 "$tmp"; mkdir "$tmp/bin"
-  log "building $key with $("$GO" env GOVERSION) (cold: ~10 min on 2 cores)"
+  log "building $key with $("$GO" env GOVERSION) (cold: ~12 min on 2 cores)"
   local v=${KUBE_VERSION#v} kube_ld="-s -w" p
   # Same version stamping as upstream hack/lib/version.sh, so `kubectl version` is truthful.
   for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
@@ -95,7 +103,8 @@ cmd_build() {
   # Static binaries like the upstream release builds.
   export CGO_ENABLED=0
   (cd "$CP_DIR" && "$GO" build -trimpath -ldflags "$kube_ld" -o "$tmp/bin/" \
-    ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kubectl)
+    ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kubectl \
+    ./cmd/kube-scheduler ./cmd/kubelet ./cmd/kube-proxy)
   log "kube binaries done after $(since "$t0")"
   (cd "$CP_DIR/etcd" && "$GO" build -trimpath -ldflags "-s -w" -o "$tmp/bin/etcd" .)
   log "etcd done after $(since "$t0")"
@@ -140,8 +149,8 @@ free_port() {
 
 # Throwaway PKI for one run (EC P-256: instant to generate, accepted by
 # kube-apiserver, Go, rustls and openssl clients).
-gen_pki() {
-  local d=$1
+gen_pki() { # <dir> [extra subjectAltName entries]
+  local d=$1 extra_san=${2:-}
   ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
   sign() { # <name> <subject> <extensions>
     ec "$d/$1.key"
@@ -156,7 +165,7 @@ gen_pki() {
   openssl req -x509 -new -key "$d/ca.key" -subj "/CN=smooch-test-ca" -days 7 -out "$d/ca.crt" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
   sign apiserver "/CN=kube-apiserver" "extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+subjectAltName=IP:127.0.0.1${extra_san},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   sign admin "/O=system:masters/CN=admin" "extendedKeyUsage=clientAuth"
   ec "$d/sa.key"
   openssl pkey -in "$d/sa.key" -pubout -out "$d/sa.pub"
@@ -187,10 +196,17 @@ wait_ok() { # <name> <pid> <url> <timeout-seconds>
 }
 
 cmd_start() {
-  local parent_pid=""
-  RUN=${1:?usage: start <run-dir> [--parent-pid PID]}; shift
-  [[ ${1:-} == --parent-pid ]] && parent_pid=${2:?--parent-pid needs a PID}
-  local bin t0
+  local parent_pid="" node=0
+  RUN=${1:?usage: start <run-dir> [--parent-pid PID] [--node]}; shift
+  while (($#)); do
+    case $1 in
+      --parent-pid) parent_pid=${2:?--parent-pid needs a PID}; shift 2 ;;
+      --node) node=1; shift ;;
+      *) die "start: unknown option $1" ;;
+    esac
+  done
+  ((node == 0)) || node_preflight
+  local t0
   bin=$(cmd_build | tail -n 1)
   t0=$(now)
   if [[ -e $RUN ]] && [[ -n $(ls -A "$RUN") ]]; then die "$RUN exists and is not empty"; fi
@@ -199,11 +215,25 @@ cmd_start() {
   touch "$RUN/.smooch-controlplane"          # stop only deletes dirs carrying this marker
   mkdir -p "$RUN/logs" "$RUN/pki" "$RUN/etcd"
   chmod 700 "$RUN/pki" "$RUN/etcd"
-  # If anything below fails, kill what was started; the logs stay for inspection
-  # (the caller's `stop` removes them).
-  trap 'rc=$?; if ((rc)); then log "start failed; logs in $RUN/logs"; stop_processes "$RUN"; fi' EXIT
+  # If anything below fails, kill what was started and (--node) undo every
+  # host change; the logs stay for inspection (the caller's `stop` removes them).
+  trap 'rc=$?; if ((rc)); then log "start failed; logs in $RUN/logs"; node_teardown workloads; stop_processes "$RUN"; node_teardown host; fi' EXIT
 
-  gen_pki "$RUN/pki"
+  # The API server listens on loopback, or (--node) on the node IP, the
+  # address of the bridge created here, so that Pods reach it through the
+  # `kubernetes` Service (10.0.0.1, in its certificate for in-cluster clients).
+  local api_host=127.0.0.1 san=""
+  if ((node)); then
+    mkdir -p "$RUN/node"
+    echo "$bin" >"$RUN/node/bin-dir"
+    node_lock
+    node_refuse_leftovers
+    node_record_host
+    node_network
+    api_host=$NODE_IP san=",IP:10.0.0.1,IP:$NODE_IP"
+  fi
+  gen_pki "$RUN/pki" "$san"
+  ((node == 0)) || node_pki
   local etcd_port peer_port api_port kcm_port
   free_port; etcd_port=$REPLY; free_port; peer_port=$REPLY
   free_port; api_port=$REPLY; free_port; kcm_port=$REPLY
@@ -217,18 +247,21 @@ cmd_start() {
     --listen-peer-urls="http://127.0.0.1:$peer_port" --initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
     --initial-cluster="smooch=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level=warn
 
-  local sa_issuer=https://kubernetes.default.svc.cluster.local
+  local sa_issuer=https://kubernetes.default.svc.cluster.local node_flags=()
+  # Logs and exec: the API server dials the kubelet at the node IP (there is no DNS for its name).
+  ((node == 0)) || node_flags=(--kubelet-preferred-address-types=InternalIP)
   spawn kube-apiserver "$bin/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$etcd_port" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \
+    --bind-address="$api_host" --advertise-address="$api_host" --secure-port="$api_port" \
     --tls-cert-file="$RUN/pki/apiserver.crt" --tls-private-key-file="$RUN/pki/apiserver.key" \
     --client-ca-file="$RUN/pki/ca.crt" --authorization-mode=Node,RBAC \
     --service-account-issuer="$sa_issuer" --api-audiences="$sa_issuer" \
     --service-account-key-file="$RUN/pki/sa.pub" --service-account-signing-key-file="$RUN/pki/sa.key" \
-    --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true --profiling=false
+    --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true --profiling=false "${node_flags[@]}"
+  API_URL=https://$api_host:$api_port
   wait_ok kube-apiserver "$(awk '$1 == "kube-apiserver" {print $2}' "$RUN/pids")" \
-    "https://127.0.0.1:$api_port/readyz" "${CONTROLPLANE_READY_TIMEOUT:-90}"
-  log "kube-apiserver ready on https://127.0.0.1:$api_port after $(since "$t0")"
+    "$API_URL/readyz" "${CONTROLPLANE_READY_TIMEOUT:-90}"
+  log "kube-apiserver ready on $API_URL after $(since "$t0")"
 
   # Self-contained admin kubeconfig (certs embedded, so it can be copied around).
   cat >"$RUN/kubeconfig" <<KUBECONFIG
@@ -237,7 +270,7 @@ kind: Config
 clusters:
 - name: smooch-test
   cluster:
-    server: https://127.0.0.1:$api_port
+    server: $API_URL
     certificate-authority-data: $(base64 -w0 "$RUN/pki/ca.crt")
 users:
 - name: admin
@@ -271,13 +304,16 @@ KUBECONFIG
     fi
     sleep 0.2
   done
+  ((node == 0)) || node_up
   trap - EXIT
 
-  printf 'KUBECONFIG=%s\nCONTROLPLANE_BIN_DIR=%s\nAPISERVER_URL=https://127.0.0.1:%s\n' \
-    "$RUN/kubeconfig" "$bin" "$api_port" >"$RUN/env"
+  printf 'KUBECONFIG=%s\nCONTROLPLANE_BIN_DIR=%s\nAPISERVER_URL=%s\n' \
+    "$RUN/kubeconfig" "$bin" "$API_URL" >"$RUN/env"
+  ((node == 0)) || printf 'CONTROLPLANE_NODE=%s\nCONTAINERD_ADDRESS=%s\n' "$NODE_NAME" "$CONTAINERD_SOCK" >>"$RUN/env"
   log "control plane up in $(since "$t0") (run dir $RUN)"
   echo "export KUBECONFIG=$RUN/kubeconfig"
   echo "export CONTROLPLANE_BIN_DIR=$bin"
+  ((node == 0)) || echo "export CONTROLPLANE_NODE=$NODE_NAME CONTAINERD_ADDRESS=$CONTAINERD_SOCK"
 }
 
 # TERM the given process groups, KILL whatever is left after the grace period,
@@ -322,11 +358,19 @@ cmd_stop() {
   [[ -d $run ]] || return 0                       # already stopped: idempotent
   run=$(cd "$run" && pwd)
   [[ -f $run/.smooch-controlplane ]] || die "$run is not a control plane run dir; not touching it"
+  local restored=0
+  RUN=$run node_teardown workloads
   stop_processes "$run"
+  RUN=$run node_teardown host || restored=1
   if [[ -f $run/ports ]]; then
     for port in $(<"$run/ports"); do
       if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then log "WARNING: port $port still in use"; fi
     done
+  fi
+  if ((restored)); then
+    # The record of the host's state stays, so that `stop` can be run again.
+    rm -rf "$run/etcd" "$run/containerd/root"
+    die "the node's host changes were not all undone (see above); record kept in $run/node/host"
   fi
   rm -rf "$run"
   log "stopped and removed $run"
@@ -341,8 +385,10 @@ cmd_watchdog() {
 }
 
 cmd_up() {
-  local run=${1:-$(mktemp -d /tmp/smooch-cp.XXXXXX)}
-  cmd_start "$run" --parent-pid $$   # the watchdog covers `kill -9` of this shell
+  local run opts=()
+  [[ ${1:-} == --* || -z ${1:-} ]] && run=$(mktemp -d /tmp/smooch-cp.XXXXXX) || { run=$1; shift; }
+  opts=("$@")
+  cmd_start "$run" --parent-pid $$ "${opts[@]}"   # the watchdog covers `kill -9` of this shell
   trap 'cmd_stop "$run"' EXIT   # after start: start clears its own EXIT trap
   trap 'exit 130' INT TERM
   log "running; Ctrl-C to stop"
@@ -357,6 +403,8 @@ main() {
     start) cmd_start "$@" ;;
     stop) cmd_stop "$@" ;;
     up) cmd_up "$@" ;;
+    import) RUN=$(cd "${1:?usage: import <run-dir> <archive>}" && pwd); node_import "${2:?archive}" ;;
+    node-changes) node_describe_changes ;;
     _watchdog) cmd_watchdog "$@" ;;
     *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
   esac

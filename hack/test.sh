@@ -2,6 +2,9 @@
 # The project's test command: build (cached) and start a real control plane
 # (etcd + kube-apiserver + kube-controller-manager on 127.0.0.1), run the
 # whole test suite against it with the emulator over HTTP, then stop it.
+# The node tests (tests/chart_node.rs, tests/demo.rs) start their own
+# control plane with a node (`hack/controlplane.sh start DIR --node`, root),
+# which their Drop/watchdog tear down even when they fail.
 # Extra arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -1,13 +1,26 @@
-//! The README's first command, `hack/demo.sh`, run as a user runs it: its
-//! own control plane, emulator and operator, the examples applied and
-//! shown; then everything it started is gone, after `--exit` and after
-//! Ctrl-C. Needs the control plane binaries built (`hack/test.sh` does).
+//! The README's first command, `hack/demo.sh`, run as a user runs it: by
+//! default its own control plane with a real node, the operator image
+//! installed with the Helm chart, the emulator in the cluster, the examples
+//! applied and shown; then everything it started is gone and the host is as
+//! before (sysctls, nftables, links, netns, mounts, cgroups), after `--exit`
+//! and after Ctrl-C. `--out-of-cluster` (the operator as a local process)
+//! still works. Needs the control plane binaries built (`hack/test.sh`
+//! does), and root and the node's packages for the node runs.
+
+mod node_support;
 
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use node_support::{HostSnapshot, node_prerequisites};
+
+/// One node per host: the node runs of this file take turns, so that each
+/// one's before/after snapshot of the host sees only its own changes.
+static NODE: Mutex<()> = Mutex::new(());
 
 const EXAMPLE_SECRETS: [&str; 3] = ["support-app", "support-backend", "support-events-webhook"];
 
@@ -26,10 +39,10 @@ impl Drop for TempDir {
     }
 }
 
-fn start(mode: &str) -> Demo {
+fn start(args: &[&str]) -> Demo {
     let dir = std::env::temp_dir().join(format!(
         "demo-test-{}-{}",
-        mode.trim_start_matches('-'),
+        args.join("").replace('-', ""),
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).unwrap();
@@ -37,7 +50,7 @@ fn start(mode: &str) -> Demo {
     let file = File::create(&output).unwrap();
     let child = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/demo.sh"))
-        .arg(mode)
+        .args(args)
         .env("SMOOCH_OPERATOR_BIN", env!("CARGO_BIN_EXE_smooch-operator"))
         .env("SMOOCH_EMULATOR_BIN", env!("CARGO_BIN_EXE_smooch-emulator"))
         // Its own demo temp dir under ours, so that leftovers are findable.
@@ -76,16 +89,14 @@ impl Demo {
         }
     }
 
-    /// The demo's own work dir, from the hint it prints (`logs: DIR/operator.log`).
+    /// The demo's own work dir, from the line it prints (`work dir: DIR`).
     fn work_dir(&self) -> PathBuf {
         let output = self.output();
         let line = output
             .lines()
-            .find(|l| l.trim_start().starts_with("logs:"))
-            .unwrap_or_else(|| panic!("no logs: line in\n{output}"));
-        let log = line.trim_start().trim_start_matches("logs:").trim();
-        let log = log.split(',').next().unwrap().trim();
-        Path::new(log).parent().unwrap().to_path_buf()
+            .find_map(|l| l.strip_prefix("work dir: "))
+            .unwrap_or_else(|| panic!("no work dir: line in\n{output}"));
+        Path::new(line.trim()).to_path_buf()
     }
 }
 
@@ -156,6 +167,48 @@ fn check_what_it_shows(output: &str) {
     assert!(output.contains("export KUBECONFIG="), "no kubectl hint");
 }
 
+/// The node run: what it changes on the host is printed before it starts
+/// changing anything, and the pods are shown running next to the resources.
+fn check_node_run(output: &str) {
+    let warned = output
+        .find("What this demo changes on this host")
+        .unwrap_or_else(|| panic!("no list of host changes:\n{output}"));
+    let started = output
+        .find("Starting the control plane and a node")
+        .unwrap_or_else(|| panic!("no node start:\n{output}"));
+    assert!(
+        warned < started,
+        "host changes listed after the node started"
+    );
+    for change in ["sysctls", "iptables", "mounts", "netns", "interfaces"] {
+        assert!(
+            output[warned..started].contains(change),
+            "{change} missing from the list of host changes:\n{output}"
+        );
+    }
+    let pods = output
+        .split("== Pods (kubectl get pods -A -o wide)")
+        .nth(1)
+        .and_then(|rest| rest.split("== ").next())
+        .unwrap_or_else(|| panic!("no pods shown:\n{output}"));
+    for (ns, name) in [
+        ("smooch-operator", "smooch-operator-"),
+        ("smooch-emulator", "emulator-"),
+    ] {
+        assert!(
+            pods.lines().any(|l| l.starts_with(ns)
+                && l.contains(name)
+                && l.contains("1/1")
+                && l.contains("Running")),
+            "no running {name} pod in {ns}:\n{pods}"
+        );
+    }
+    assert!(
+        output.contains("upgrade smooch-operator charts/smooch-operator"),
+        "no helm hint:\n{output}"
+    );
+}
+
 /// Nothing the demo started is left: no process mentions its work dir,
 /// and the dir is gone.
 fn check_cleaned_up(work: &Path) {
@@ -181,20 +234,42 @@ fn check_cleaned_up(work: &Path) {
     }
 }
 
+fn node_lock() -> std::sync::MutexGuard<'static, ()> {
+    if let Err(why) = node_prerequisites() {
+        panic!("{why}");
+    }
+    NODE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn check_host_restored(before: &HostSnapshot) {
+    let differences = HostSnapshot::take().differences(before);
+    assert!(
+        differences.is_empty(),
+        "the demo left changes on the host:\n{}",
+        differences.join("\n")
+    );
+}
+
 #[test]
-fn the_demo_shows_everything_ready_and_masked_then_exits_clean() {
-    let mut demo = start("--exit");
-    let status = demo.wait_exit(Duration::from_secs(300));
+fn the_demo_installs_the_chart_on_a_node_shows_everything_then_exits_clean() {
+    let _node = node_lock();
+    let before = HostSnapshot::take();
+    let mut demo = start(&["--exit"]);
+    let status = demo.wait_exit(Duration::from_secs(600));
     let output = demo.output();
     assert!(status.success(), "demo failed ({status}):\n{output}");
     check_what_it_shows(&output);
+    check_node_run(&output);
     check_cleaned_up(&demo.work_dir());
+    check_host_restored(&before);
 }
 
 #[test]
 fn ctrl_c_stops_the_demo_and_removes_what_it_started() {
-    let mut demo = start("--wait");
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let _node = node_lock();
+    let before = HostSnapshot::take();
+    let mut demo = start(&["--wait"]);
+    let deadline = Instant::now() + Duration::from_secs(600);
     while !demo.output().contains("press Ctrl-C") {
         assert!(
             demo.child.try_wait().unwrap().is_none(),
@@ -219,7 +294,7 @@ fn ctrl_c_stops_the_demo_and_removes_what_it_started() {
             .unwrap()
             .success()
     );
-    let status = demo.wait_exit(Duration::from_secs(60));
+    let status = demo.wait_exit(Duration::from_secs(120));
     assert!(!status.success(), "Ctrl-C should end it with 130: {status}");
     assert!(
         demo.output()
@@ -228,4 +303,16 @@ fn ctrl_c_stops_the_demo_and_removes_what_it_started() {
         demo.output()
     );
     check_cleaned_up(&work);
+    check_host_restored(&before);
+}
+
+#[test]
+fn the_out_of_cluster_demo_still_works() {
+    let mut demo = start(&["--exit", "--out-of-cluster"]);
+    let status = demo.wait_exit(Duration::from_secs(300));
+    let output = demo.output();
+    assert!(status.success(), "demo failed ({status}):\n{output}");
+    check_what_it_shows(&output);
+    assert!(!output.contains("What this demo changes"), "{output}");
+    check_cleaned_up(&demo.work_dir());
 }
