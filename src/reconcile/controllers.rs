@@ -13,12 +13,15 @@ use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Config as ControllerConfig;
 use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::utils::Backoff;
+use kube::runtime::watcher::ExponentialBackoff;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// Which namespaces to watch.
 #[derive(Clone, Debug)]
@@ -66,6 +69,63 @@ impl Readiness {
     }
 }
 
+/// Longest pause of one watch between two attempts to reach the API server
+/// (before jitter, which adds up to as much again).
+pub const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// A watch that paces its own reconnects: 0.5 s doubling to
+/// [`WATCH_BACKOFF_MAX`] (plus up to 100 % jitter), reset by its next event.
+/// kube-runtime's `default_backoff` (0.8 s doubling to 30 s, plus up to
+/// 100 % jitter: up to a minute) could keep a watch away that long after the
+/// API server was back. A `410 Gone` ("too old resource version": what a
+/// restarted API server answers a watch resumed from before the restart) is
+/// no outage: the watch relists at once.
+fn paced<K, S>(stream: S) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>
+where
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+{
+    stream
+        .filter(|event| {
+            future::ready(
+                !matches!(event, Err(watcher::Error::WatchError(status)) if status.code == 410),
+            )
+        })
+        .backoff(ExponentialBackoff::from(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(WATCH_BACKOFF_MAX)
+                .with_factor(2.0)
+                .with_jitter()
+                .without_max_times(),
+        ))
+}
+
+/// The backoff of a Controller's merged input: none, since every input
+/// stream backs off on its own ([`paced`]).
+///
+/// kube-runtime's default here is one more `DefaultBackoff` (0.8 s doubling
+/// to 30 s, plus up to 100 % jitter), shared by all of a controller's
+/// watches and reset only by an event that gets through: any watch error
+/// pauses *every* input of the controller, including the primary watch that
+/// feeds the cache the reconciles read. After an API server restart each
+/// watch's `410 Gone` (and before that, each refused reconnect) doubled it,
+/// so the controllers were paused again and again, up to 36 s at a time,
+/// for over a minute after the API server was back (BENCHMARKS.md, "Control
+/// plane restart"); a reconcile waiting for a watch event (a finalizer just
+/// added, an app becoming Ready for its dependents) waited as long.
+struct NoTriggerBackoff;
+
+impl Iterator for NoTriggerBackoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::ZERO)
+    }
+}
+
+impl Backoff for NoTriggerBackoff {
+    fn reset(&mut self) {}
+}
+
 /// Changes that need a reconcile: spec (generation), annotations (pause,
 /// adopt), finalizers and deletion. Status-only updates (our own writes)
 /// do not, so a reconcile never wakes itself up.
@@ -88,19 +148,15 @@ fn owned_secrets(
     let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{OWNER_KIND_LABEL}={kind}");
     // Our own writes do not wake the owner (it just wrote what it wanted);
     // edits by anyone else and deletions do (drift repair).
-    watcher(api, watcher::Config::default().labels(&selector))
-        .default_backoff()
-        .filter_map(|event| {
-            future::ready(match event {
-                Ok(watcher::Event::Apply(s)) if super::secrets::written_last_by_us(&s.metadata) => {
-                    None
-                }
-                Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => Some(Ok(s)),
-                Ok(watcher::Event::Delete(s)) => Some(Ok(s)),
-                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-                Err(e) => Some(Err(e)),
-            })
+    paced(watcher(api, watcher::Config::default().labels(&selector))).filter_map(|event| {
+        future::ready(match event {
+            Ok(watcher::Event::Apply(s)) if super::secrets::written_last_by_us(&s.metadata) => None,
+            Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => Some(Ok(s)),
+            Ok(watcher::Event::Delete(s)) => Some(Ok(s)),
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            Err(e) => Some(Err(e)),
         })
+    })
 }
 
 fn all_secrets(
@@ -108,11 +164,10 @@ fn all_secrets(
     ctx: &Context,
 ) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
 {
-    watcher(
+    paced(watcher(
         scope.api::<PartialObjectMeta<Secret>>(&ctx.client),
         watcher::Config::default(),
-    )
-    .default_backoff()
+    ))
     .touched_objects()
 }
 
@@ -120,11 +175,10 @@ fn apps(
     scope: &Scope,
     ctx: &Context,
 ) -> impl futures::Stream<Item = Result<SmoochApp, watcher::Error>> + Send + 'static {
-    watcher(
+    paced(watcher(
         scope.api::<SmoochApp>(&ctx.client),
         watcher::Config::default(),
-    )
-    .default_backoff()
+    ))
     .touched_objects()
     .predicate_filter(what_dependents_see, Default::default())
 }
@@ -152,9 +206,7 @@ fn default_credentials(
     let api: Api<PartialObjectMeta<Secret>> =
         Api::namespaced(ctx.client.clone(), &settings.operator_namespace);
     let selector = format!("metadata.name={}", settings.default_credentials_secret);
-    watcher(api, watcher::Config::default().fields(&selector))
-        .default_backoff()
-        .touched_objects()
+    paced(watcher(api, watcher::Config::default().fields(&selector))).touched_objects()
 }
 
 /// The primary stream of a kind, cached in a store, filtered to changes that matter.
@@ -171,17 +223,19 @@ fn primary<K: Managed>(
     // Counted off at the end of the first list. (A task awaiting
     // Store::wait_until_ready beside the controller never resolved with kube 5.0.)
     let mut first_list = true;
-    let stream = watcher(scope.api::<K>(&ctx.client), watcher::Config::default())
-        .default_backoff()
-        .inspect(move |event| {
-            if first_list && matches!(event, Ok(watcher::Event::InitDone)) {
-                first_list = false;
-                readiness.synced();
-            }
-        })
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(reconcile_worthy::<K>, Default::default());
+    let stream = paced(watcher(
+        scope.api::<K>(&ctx.client),
+        watcher::Config::default(),
+    ))
+    .inspect(move |event| {
+        if first_list && matches!(event, Ok(watcher::Event::InitDone)) {
+            first_list = false;
+            readiness.synced();
+        }
+    })
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(reconcile_worthy::<K>, Default::default());
     (reader, stream)
 }
 
@@ -266,6 +320,7 @@ pub async fn run(
         runs.push(
             controller
                 .with_config(config.clone())
+                .trigger_backoff(NoTriggerBackoff)
                 .graceful_shutdown_on(shutdown.clone())
                 .run(
                     reconcile::<SmoochApp>,
@@ -287,6 +342,7 @@ pub async fn run(
                     dependents_of(&store, &app, |k: &SmoochKey| &k.spec.app_ref.name)
                 })
                 .with_config(config.clone())
+                .trigger_backoff(NoTriggerBackoff)
                 .graceful_shutdown_on(shutdown.clone())
                 .run(
                     reconcile::<SmoochKey>,
@@ -321,6 +377,7 @@ pub async fn run(
                         .collect::<Vec<_>>()
                 })
                 .with_config(config.clone())
+                .trigger_backoff(NoTriggerBackoff)
                 .graceful_shutdown_on(shutdown.clone())
                 .run(
                     reconcile::<SmoochIntegration>,
@@ -342,6 +399,7 @@ pub async fn run(
                     dependents_of(&store, &app, |w: &SmoochWebhook| &w.spec.app_ref.name)
                 })
                 .with_config(config.clone())
+                .trigger_backoff(NoTriggerBackoff)
                 .graceful_shutdown_on(shutdown.clone())
                 .run(
                     reconcile::<SmoochWebhook>,

@@ -720,14 +720,29 @@ pub fn error_policy<K: Managed>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> 
         e if e.is_permanent() => settings.permanent_error_retry,
         e => {
             let failures = ctx.count_failure(&obj.uid().unwrap_or_default());
-            // Kubernetes API failures (an API server restart) clear up by
-            // themselves: a short cap lets recovery follow within seconds.
+            // The API server did not answer at all (it restarts, the network
+            // is down): nothing watched tells when it is back, so the retry
+            // must come soon after; a refused connection costs nothing. An
+            // answer that is an error (the server is there but struggling)
+            // backs off longer. A short cap keeps recovery within seconds.
+            const UNREACHABLE_CAP: std::time::Duration = std::time::Duration::from_secs(4);
+            let unreached =
+                |k: &kube::Error| matches!(k, kube::Error::HyperError(_) | kube::Error::Service(_));
             let cap = match e {
-                Error::Kube(_) | Error::Finalizer(_) => {
-                    settings.max_error_backoff.min(KUBE_ERROR_BACKOFF_CAP)
-                }
+                Error::Kube(k) if unreached(k) => UNREACHABLE_CAP,
+                Error::Finalizer(f) => match f.as_ref() {
+                    kube::runtime::finalizer::Error::AddFinalizer(k)
+                    | kube::runtime::finalizer::Error::RemoveFinalizer(k)
+                        if unreached(k) =>
+                    {
+                        UNREACHABLE_CAP
+                    }
+                    _ => KUBE_ERROR_BACKOFF_CAP,
+                },
+                Error::Kube(_) => KUBE_ERROR_BACKOFF_CAP,
                 _ => settings.max_error_backoff,
-            };
+            }
+            .min(settings.max_error_backoff);
             let exp = settings
                 .min_error_backoff
                 .saturating_mul(1u32 << failures.min(16))
