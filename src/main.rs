@@ -219,31 +219,46 @@ async fn main() -> anyhow::Result<()> {
             .identity
             .clone()
             .unwrap_or_else(|| format!("smooch-operator-{:08x}", rand::random::<u32>()));
-        let manager = LeaseManagerBuilder::new(ctx.client.clone(), &cli.leader_election_lease_name)
-            .with_namespace(&cli.operator_namespace)
-            .with_identity(&identity)
-            .with_duration(cli.leader_election_lease_seconds)
-            .with_grace(cli.leader_election_lease_seconds / 3)
-            // Must differ per replica: the Lease is taken by a server-side
-            // apply that conflicts only with another field manager. A
-            // shared one let two replicas starting together both lead.
-            .with_field_manager(format!("smooch-operator-{identity}"))
-            .with_create_mode(LeaseCreateMode::AutoCreate)
-            .build()
-            .await
-            .context("leader election setup")?;
-        let (mut is_leader, task) = manager.watch().await;
         readiness.set_standby(true);
         tracing::info!(%identity, lease = %cli.leader_election_lease_name, "waiting to become the leader");
-        let became_leader = tokio::select! {
-            won = is_leader.wait_for(|leader| *leader) => won.is_ok(),
-            _ = shutdown.clone() => false,
+        let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), &cli.operator_namespace);
+        let won = loop {
+            // A manager reads the Lease once and then sleeps until the expiry
+            // it saw; so a release (the leader stopping on SIGTERM) starts a
+            // new one, which takes the Lease at once.
+            let manager =
+                LeaseManagerBuilder::new(ctx.client.clone(), &cli.leader_election_lease_name)
+                    .with_namespace(&cli.operator_namespace)
+                    .with_identity(&identity)
+                    .with_duration(cli.leader_election_lease_seconds)
+                    .with_grace(cli.leader_election_lease_seconds / 3)
+                    // Must differ per replica: the Lease is taken by a server-side
+                    // apply that conflicts only with another field manager. A
+                    // shared one let two replicas starting together both lead.
+                    .with_field_manager(format!("smooch-operator-{identity}"))
+                    .with_create_mode(LeaseCreateMode::AutoCreate)
+                    .build()
+                    .await
+                    .context("leader election setup")?;
+            tokio::select! {
+                changed = manager.changed() => match changed {
+                    Ok(true) => break Some(manager),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "leader election; trying again");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                },
+                _ = lease_released(leases.clone(), &cli.leader_election_lease_name) => {
+                    tracing::info!("the leader released the Lease; taking it");
+                }
+                _ = shutdown.clone() => break None,
+            }
         };
-        if !became_leader {
-            drop(is_leader);
-            let _ = task.await;
+        let Some(manager) = won else {
             return Ok(());
-        }
+        };
+        let (is_leader, task) = manager.watch().await;
         readiness.set_standby(false);
         tracing::info!(%identity, "became the leader");
         leadership = Some((is_leader, task));
@@ -298,8 +313,34 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube_lease_manager::{LeaseCreateMode, LeaseManagerBuilder};
+
+/// Resolves when the Lease is released (no holder, or deleted) after this
+/// call: what a leader does when it stops on SIGTERM.
+async fn lease_released(api: Api<Lease>, name: &str) {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = std::pin::pin!(watcher(api, config).default_backoff());
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Apply(lease))
+                if lease
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.holder_identity.as_deref())
+                    .is_none_or(str::is_empty) =>
+            {
+                return;
+            }
+            Ok(watcher::Event::Delete(_)) => return,
+            _ => {}
+        }
+    }
+    futures::future::pending().await
+}
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -1152,7 +1152,7 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
     lease.extend(by_name(
         "coordination.k8s.io",
         "leases",
-        &["get", "update", "patch"],
+        &["get", "list", "watch", "update", "patch"],
         "smooch-operator-leader",
     ));
     assert_eq!(

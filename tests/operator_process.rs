@@ -101,6 +101,57 @@ async fn one_leader_reconciles_and_a_standby_takes_over_when_it_dies() {
     h.finish().await;
 }
 
+#[tokio::test]
+async fn a_leader_stopped_with_sigterm_hands_the_lease_over_at_once() {
+    let h = Harness::without_operator("handover").await;
+    // A long lease: a standby that waited for it to expire would take 30 s.
+    let flags = |id: &'static str| {
+        [
+            "--leader-elect",
+            "--leader-election-lease-seconds",
+            "30",
+            "--identity",
+            id,
+        ]
+    };
+    let mut a = h.spawn_operator_process("a", &flags("replica-a"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while holder(&h).await.as_deref() != Some("replica-a") {
+        assert!(Instant::now() < deadline, "replica-a never took the lease");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let b = h.spawn_operator_process("b", &flags("replica-b"));
+    // Let the standby settle into waiting for the leader.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !b.log_text().contains("waiting to become the leader") {
+        assert!(Instant::now() < deadline, "replica-b never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // What `kubectl delete pod` does: SIGTERM.
+    let stopped = Instant::now();
+    let pid = a.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while holder(&h).await.as_deref() != Some("replica-b") {
+        assert!(Instant::now() < deadline, "replica-b never took the lease");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let handover = stopped.elapsed();
+    println!("lease handover after SIGTERM: {handover:?}");
+    assert!(
+        handover < Duration::from_secs(5),
+        "the standby took {handover:?} (lease 30 s): it waited for the expiry instead of the release"
+    );
+    let _ = a.child.wait();
+    drop((a, b));
+    h.finish().await;
+}
+
 /// The metrics address the process logged at start-up.
 async fn metrics_addr(op: &support::OperatorProcess) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
