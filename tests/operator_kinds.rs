@@ -121,9 +121,21 @@ async fn key_rotation_switches_the_secret_and_deletes_the_old_key_after_the_over
     let status = rotated.status.unwrap();
     let second_id = status.key_id.unwrap();
     assert_eq!(status.previous_key_id.as_deref(), Some(first_id.as_str()));
-    // The old key is still valid during the overlap, and the Secret already uses the new one.
-    let secret = h.secret("rotating-key").await.unwrap();
-    assert_eq!(secret_value(&secret, "keyId"), second_id);
+    // The Secret switches to the new key (the id is recorded first, the
+    // moment the key exists), and the old key stays valid during the overlap.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let secret = h.secret("rotating-key").await.unwrap();
+        if secret_value(&secret, "keyId") == second_id {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Secret still holds key {}",
+            secret_value(&secret, "keyId")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     h.smooch()
         .get_key(&app_id, &first_id)
         .await

@@ -183,16 +183,19 @@ fn apps(
     .predicate_filter(what_dependents_see, Default::default())
 }
 
-/// What a dependent reads from its SmoochApp: spec (credentials), app id,
-/// readiness, deletion. Other changes (a finalizer, a condition's time)
-/// do not wake the dependents.
+/// What a dependent reads from its SmoochApp: spec (credentials), the app
+/// id of a Ready app, deletion. Other changes (a finalizer, a condition's
+/// time, the id recorded before the app is Ready) do not wake the dependents.
 fn what_dependents_see(app: &SmoochApp) -> Option<u64> {
     let mut h = DefaultHasher::new();
     app.meta().generation.hash(&mut h);
     let status = app.status.as_ref();
-    status.and_then(|s| s.app_id.as_deref()).hash(&mut h);
-    status
-        .is_some_and(|s| super::status::is_true(&s.common.conditions, super::status::READY))
+    let ready =
+        status.is_some_and(|s| super::status::is_true(&s.common.conditions, super::status::READY));
+    ready.hash(&mut h);
+    ready
+        .then(|| status.and_then(|s| s.app_id.as_deref()))
+        .flatten()
         .hash(&mut h);
     app.meta().deletion_timestamp.is_some().hash(&mut h);
     Some(h.finish())
