@@ -26,6 +26,7 @@ ENV CARGO_PROFILE_RELEASE_STRIP=symbols
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
 COPY benches ./benches
 RUN --mount=type=cache,id=smooch-cargo-registry,target=/usr/local/cargo/registry \
     --mount=type=cache,id=smooch-target-musl,target=/src/target \
