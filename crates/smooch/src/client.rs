@@ -50,8 +50,7 @@ impl Credentials {
             Credentials::Token(t) => {
                 use sha2::{Digest, Sha256};
                 let digest = Sha256::digest(t.expose().as_bytes());
-                let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-                format!("token-sha256:{hex}")
+                format!("token-sha256:{}", hex::encode(&digest[..8]))
             }
         }
     }
