@@ -2,7 +2,7 @@
 //! concurrency over loopback, in-process (client and server share the
 //! machine's cores).
 //!
-//! `cargo bench --bench emulator_load`; `EMULATOR_BENCH_REQUESTS` and
+//! `cargo bench -p smooch-emulator --bench load`; `EMULATOR_BENCH_REQUESTS` and
 //! `EMULATOR_BENCH_CONCURRENCY` change the defaults (20000 and 32).
 
 use futures::StreamExt;

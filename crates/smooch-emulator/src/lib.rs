@@ -1,22 +1,12 @@
-//! The local Smooch API server.
+#![doc = include_str!("../README.md")]
 //!
-//! An axum server that answers the App Maker API (apps, secret keys,
-//! integrations, webhooks) the way `shared/reference/messaging-inside-api.md`
-//! and `smooch-api-facts.md` describe it, under `/v1` and `/v1.1`, with
-//! Smooch's auth rules and error bodies. Extras for tests: an optional state
-//! file, injected faults, request counters (`/_emulator/...`). See
-//! `docs/emulator.md`.
+//! ## Modules
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), smooch_emulator::EmulatorError> {
-//! use smooch_emulator::{EmulatorConfig, spawn};
-//! let emulator = spawn(EmulatorConfig::default()).await?;
-//! let url = emulator.base_url(); // http://127.0.0.1:<port>
-//! let token = emulator.app_maker_token();
-//! # let _ = (url, token);
-//! emulator.shutdown().await
-//! # }
-//! ```
+//! [`spawn`] binds and serves in a task and hands back a [`RunningEmulator`];
+//! [`router`] is the axum router alone, over an [`EmulatorState`] (for tower
+//! tests, or to add a layer of your own, as the operator benchmarks do to
+//! record every request). The behaviour follows
+//! `shared/reference/messaging-inside-api.md` and `smooch-api-facts.md`.
 
 mod admin;
 mod auth;

@@ -3,7 +3,7 @@
 //! ids are replaced (with a real URL, a real token and ids that exist);
 //! answers must have the documented status and body shape.
 //!
-//! The document is read from the committed copy in `tests/fixtures/`, so
+//! The document is read from the committed copy in `crates/smooch-emulator/tests/fixtures/`, so
 //! the test does not depend on files outside the repository.
 
 mod support;

@@ -1,4 +1,4 @@
-//! The Smooch App Maker API as Rust: models, JWTs, errors and the HTTP client.
+#![doc = include_str!("../README.md")]
 
 pub mod client;
 pub mod error;
