@@ -31,7 +31,7 @@ pub async fn run(client: &Client, common: &Common, args: &Args) {
 }
 
 /// The kube-apiserver of a `hack/controlplane.sh start DIR` run: pid and command line.
-pub fn apiserver_process(cp_dir: &std::path::Path) -> (u32, Vec<String>) {
+fn apiserver_process(cp_dir: &std::path::Path) -> (u32, Vec<String>) {
     let pids = std::fs::read_to_string(cp_dir.join("pids")).expect("DIR/pids");
     let pid: u32 = pids
         .lines()
@@ -49,7 +49,7 @@ pub fn apiserver_process(cp_dir: &std::path::Path) -> (u32, Vec<String>) {
     (pid, args)
 }
 
-pub async fn restart_apiserver(cp_dir: &std::path::Path, down: Duration) -> (f64, u32) {
+async fn restart_apiserver(cp_dir: &std::path::Path, down: Duration) -> (f64, u32) {
     let (pid, args) = apiserver_process(cp_dir);
     let started = Instant::now();
     let _ = Command::new("kill")
@@ -90,7 +90,7 @@ pub async fn restart_apiserver(cp_dir: &std::path::Path, down: Duration) -> (f64
     (started.elapsed().as_secs_f64(), new_pid)
 }
 
-pub async fn apiserver_restart(
+async fn apiserver_restart(
     client: &Client,
     common: &Common,
     n: usize,

@@ -21,7 +21,7 @@ pub async fn run(client: &Client, common: &Common, args: &Args) {
     convergence(client, common, args.n, args.runs, args.faults).await;
 }
 
-pub async fn convergence(client: &Client, common: &Common, n: usize, runs: usize, f: FaultArgs) {
+async fn convergence(client: &Client, common: &Common, n: usize, runs: usize, f: FaultArgs) {
     let mut all = Vec::new();
     print_run_header();
     for _ in 0..runs {

@@ -25,7 +25,7 @@ pub async fn run(client: &Client, common: &Common, args: &Args) {
     crash(client, common, args.n, args.kills, args.max_gap_ms).await;
 }
 
-pub async fn crash(client: &Client, common: &Common, n: usize, kills: usize, max_gap_ms: u64) {
+async fn crash(client: &Client, common: &Common, n: usize, kills: usize, max_gap_ms: u64) {
     use rand::Rng;
     let load_before = loadavg();
     let world = World::new(client, "bench-crash", n, faults_of(common, &no_faults())).await;

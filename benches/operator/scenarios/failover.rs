@@ -26,7 +26,7 @@ pub async fn run(client: &Client, common: &Common, args: &Args) {
     failover(client, common, args.n, args.runs, args.lease_secs).await;
 }
 
-pub async fn lease_holder(client: &Client, ns: &str) -> Option<String> {
+async fn lease_holder(client: &Client, ns: &str) -> Option<String> {
     let lease = Api::<Lease>::namespaced(client.clone(), ns)
         .get_opt("smooch-operator-leader")
         .await
@@ -34,7 +34,7 @@ pub async fn lease_holder(client: &Client, ns: &str) -> Option<String> {
     lease.spec?.holder_identity
 }
 
-pub async fn failover(client: &Client, common: &Common, n: usize, runs: usize, lease_secs: u64) {
+async fn failover(client: &Client, common: &Common, n: usize, runs: usize, lease_secs: u64) {
     let mut takeovers = Vec::new();
     for run in 0..runs {
         let load_before = loadavg();

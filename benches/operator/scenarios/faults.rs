@@ -24,7 +24,7 @@ pub async fn run(client: &Client, common: &Common, args: &Args) {
     faults(client, common, args.n, args.runs, args.faults).await;
 }
 
-pub async fn faults(client: &Client, common: &Common, n: usize, runs: usize, f: FaultArgs) {
+async fn faults(client: &Client, common: &Common, n: usize, runs: usize, f: FaultArgs) {
     let f = if f.error_rate == 0.0 && f.rate_limit_rate == 0.0 {
         FaultArgs {
             error_rate: 0.2,

@@ -23,13 +23,7 @@ pub async fn run(client: &Client, common: &Common, args: &Args) {
     footprint(client, common, &args.n, args.runs, args.settle_secs).await;
 }
 
-pub async fn footprint(
-    client: &Client,
-    common: &Common,
-    ns_list: &[usize],
-    runs: usize,
-    settle: u64,
-) {
+async fn footprint(client: &Client, common: &Common, ns_list: &[usize], runs: usize, settle: u64) {
     let mut rows = Vec::new();
     for &n in ns_list {
         let mut rs = Vec::new();

@@ -21,7 +21,7 @@ pub async fn run(client: &Client, common: &Common, args: &Args) {
     single_change(client, common, args.samples).await;
 }
 
-pub async fn single_change(client: &Client, common: &Common, samples: usize) {
+async fn single_change(client: &Client, common: &Common, samples: usize) {
     let load_before = loadavg();
     let world = World::new(client, "bench-one", 0, faults_of(common, &no_faults())).await;
     let mut op = world.op_config(common).spawn("op", &[]);

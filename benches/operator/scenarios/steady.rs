@@ -23,7 +23,7 @@ pub async fn run(client: &Client, common: &Common, args: &Args) {
     steady(client, common, args.n, args.periods).await;
 }
 
-pub async fn steady(client: &Client, common: &Common, n: usize, periods: u32) {
+async fn steady(client: &Client, common: &Common, n: usize, periods: u32) {
     let resync = smooch_operator::reconcile::key::parse_duration(&common.resync)
         .expect("--resync is a duration");
     let load_before = loadavg();

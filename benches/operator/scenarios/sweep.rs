@@ -32,7 +32,7 @@ pub async fn run(client: &Client, common: &Common, args: &Args) {
     .await;
 }
 
-pub async fn sweep(
+async fn sweep(
     client: &Client,
     common: &Common,
     n: usize,
