@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Operator benchmarks (benches/operator.rs) against a throwaway control plane.
+# Operator benchmarks (benches/operator/, one file per scenario) against a throwaway control plane.
 #
 #   hack/bench.sh <scenario> [flags]    one scenario, e.g.
 #       hack/bench.sh convergence --n 100 --runs 3

@@ -19,4 +19,6 @@ echo "test.sh: control plane up in $((SECONDS - started))s (KUBECONFIG=$KUBECONF
 export PATH="$BIN_DIR:$PATH" SMOOCH_TEST_BIN_DIR="$BIN_DIR"
 
 # Tests share the control plane; each has its own namespace and emulator.
-cargo test --no-fail-fast --lib --bins --tests "$@" -- --test-threads="${TEST_THREADS:-4}"
+# --workspace: every crate's tests (the API crate, the emulator and its
+# example, the operator), and both binaries built for the tests that run them.
+cargo test --workspace --no-fail-fast --lib --bins --tests "$@" -- --test-threads="${TEST_THREADS:-4}"

@@ -1,12 +1,19 @@
 //! smooch-operator: Smooch messaging apps, keys, integrations and webhooks
-//! as Kubernetes custom resources, and a local Smooch API emulator.
+//! as Kubernetes custom resources.
+//!
+//! The operator is this crate: the custom resource types
+//! ([`resources`]), the generic reconcile loop with one adapter per kind
+//! ([`reconcile`]) and its [`metrics`]. It talks to Smooch through the
+//! [`smooch`] API crate, re-exported here because its types are part of
+//! this crate's API ([`reconcile::Context`] holds a [`smooch::Transport`]).
+//! The local Smooch server lives in the `smooch-emulator` crate, a
+//! dev-dependency only: the operator binary does not contain it.
 
-pub mod emulator;
 pub mod metrics;
 pub mod reconcile;
 pub mod resources;
-pub mod smooch;
-pub mod telemetry;
+
+pub use smooch;
 
 use smooch::SmoochError;
 

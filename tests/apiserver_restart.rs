@@ -18,7 +18,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, ResourceExt};
 use serde_json::{Value, json};
-use smooch_operator::emulator::{EmulatorConfig, Faults, spawn};
+use smooch_emulator::{EmulatorConfig, Faults, spawn};
 use smooch_operator::resources::{self, SmoochApp, SmoochIntegration, SmoochKey};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

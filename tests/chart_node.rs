@@ -512,7 +512,10 @@ async fn the_chart_on_a_real_node() {
             ])
             .arg(&archive)
             .env("SMOOCH_OPERATOR_BIN", env!("CARGO_BIN_EXE_smooch-operator"))
-            .env("SMOOCH_EMULATOR_BIN", env!("CARGO_BIN_EXE_smooch-emulator"))
+            .env(
+                "SMOOCH_EMULATOR_BIN",
+                smooch_test_support::emulator_binary(),
+            )
             .stdout(Stdio::null())
             .status()
             .unwrap();

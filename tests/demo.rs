@@ -52,7 +52,10 @@ fn start(args: &[&str]) -> Demo {
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/demo.sh"))
         .args(args)
         .env("SMOOCH_OPERATOR_BIN", env!("CARGO_BIN_EXE_smooch-operator"))
-        .env("SMOOCH_EMULATOR_BIN", env!("CARGO_BIN_EXE_smooch-emulator"))
+        .env(
+            "SMOOCH_EMULATOR_BIN",
+            smooch_test_support::emulator_binary(),
+        )
         // Its own demo temp dir under ours, so that leftovers are findable.
         .env("TMPDIR", &dir)
         .env_remove("KUBECONFIG")

@@ -397,7 +397,7 @@ async fn transient_smooch_failures_are_retried_until_everything_converges() {
     let h = Harness::start("flaky").await;
     h.emulator
         .state()
-        .set_faults(smooch_operator::emulator::Faults {
+        .set_faults(smooch_emulator::Faults {
             error_rate: 0.3,
             rate_limit_rate: 0.2,
             retry_after_secs: 1,

@@ -23,7 +23,13 @@ pub struct KeyState {
     pub previous: Option<(String, Timestamp)>,
 }
 
-/// Parses a Go-style duration (`720h`, `1h30m`, `90s`, `500ms`).
+/// Parses a Go-style duration (`720h`, `1h30m`, `90s`, `500ms`): the
+/// units of the CRD's pattern `^([0-9]+(ms|s|m|h))+$`, nothing else.
+///
+/// Hand-written on purpose (checked in issue 11): `humantime` also takes
+/// `5d`, `1h 30m` and `1hour`; jiff's friendly format takes `1 hour` and
+/// refuses `1h1h`, which Go and the CRD pattern accept; `go-parse-duration`
+/// 0.1 panics on `1µs` (byte/char index mix-up) and on sums past `i64`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;
     let mut rest = text;

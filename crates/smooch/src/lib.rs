@@ -1,0 +1,11 @@
+#![doc = include_str!("../README.md")]
+
+pub mod client;
+pub mod error;
+pub mod jwt;
+pub mod models;
+pub mod sensitive;
+
+pub use client::{CallObserver, Credentials, SmoochClient, Transport, TransportConfig};
+pub use error::SmoochError;
+pub use sensitive::Sensitive;
