@@ -140,6 +140,7 @@ async fn key_rotation_switches_the_secret_and_deletes_the_old_key_after_the_over
         .get_key(&app_id, &first_id)
         .await
         .expect("the old key still works during the overlap");
+    h.wait_settled_on::<SmoochKey>("rotating", &second_id).await;
     // After the overlap the old key is gone.
     h.patch_status_and_poke::<SmoochKey>(
         "rotating",

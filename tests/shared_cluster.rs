@@ -520,17 +520,21 @@ async fn a_previous_key_lives_until_its_promised_expiry_even_when_the_next_rotat
     let second_id = rotated.key_id.unwrap();
     let promised: jiff::Timestamp = rotated.previous_key_expires_at.unwrap().parse().unwrap();
     assert!(promised > jiff::Timestamp::now() + jiff::SignedDuration::from_mins(50));
+    h.wait_settled_on::<SmoochKey>("rotating", &second_id).await;
 
     // The next rotation is due before that promise ends: the first key
     // must not be deleted early, so the rotation waits.
-    h.patch_status_and_poke::<SmoochKey>(
-        "rotating",
-        json!({"keyCreatedAt": support::hours_ago(2)}),
-    )
-    .await;
+    let due = support::hours_ago(2);
+    h.patch_status_and_poke::<SmoochKey>("rotating", json!({"keyCreatedAt": due}))
+        .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let now = h.api::<SmoochKey>().get("rotating").await.unwrap();
     let status = now.status.unwrap();
+    assert_eq!(
+        status.key_created_at.as_deref(),
+        Some(due.as_str()),
+        "the rotation was due"
+    );
     assert_eq!(status.key_id.as_deref(), Some(second_id.as_str()));
     h.smooch()
         .get_key(&app_id, &first_id)

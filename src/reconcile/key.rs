@@ -23,37 +23,22 @@ pub struct KeyState {
     pub previous: Option<(String, Timestamp)>,
 }
 
-/// Parses a Go-style duration (`720h`, `1h30m`, `90s`, `500ms`): the
-/// units of the CRD's pattern `^([0-9]+(ms|s|m|h))+$`, nothing else.
-///
-/// Hand-written on purpose (checked in issue 11): `humantime` also takes
-/// `5d`, `1h 30m` and `1hour`; jiff's friendly format takes `1 hour` and
-/// refuses `1h1h`, which Go and the CRD pattern accept; `go-parse-duration`
-/// 0.1 panics on `1µs` (byte/char index mix-up) and on sums past `i64`.
+/// The Go-style durations the operator takes (CRD fields and flags): hours,
+/// minutes, seconds and milliseconds, each at most once and in that order,
+/// as Go prints them (`720h`, `1h30m`, `90s`, `500ms`).
+pub const DURATION_PATTERN: &str = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$";
+
+/// Parses a duration of [`DURATION_PATTERN`] with jiff's duration parser
+/// (its friendly format is a superset: spaces, unit names, days, signs, so
+/// the shape is checked first).
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
+    static SHAPE: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(DURATION_PATTERN).expect("valid pattern"));
+    if text.is_empty() || !SHAPE.is_match(text) {
         return None;
     }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        let value: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(1),
-            "s" => Duration::from_secs(1),
-            "m" => Duration::from_secs(60),
-            "h" => Duration::from_secs(3600),
-            _ => return None,
-        };
-        total = total.checked_add(unit.checked_mul(u32::try_from(value).ok()?)?)?;
-        rest = &rest[unit_len..];
-    }
-    Some(total)
+    let parsed: SignedDuration = text.parse().ok()?;
+    Duration::try_from(parsed).ok()
 }
 
 impl SmoochKey {
@@ -366,7 +351,17 @@ mod tests {
         assert_eq!(parse_duration(""), None);
         assert_eq!(parse_duration("5d"), None);
         assert_eq!(parse_duration("h"), None);
-        assert_eq!(parse_duration("99999999999h"), None);
+        assert_eq!(parse_duration("99999999999999999h"), None);
+        // Only the Go shape, not the rest of jiff's friendly format.
+        for other in [
+            "1h 30m", "1 hour", "-1h", "+1h", "30m1h", "1h1h", "1.5h", "PT1H",
+        ] {
+            assert_eq!(parse_duration(other), None, "{other}");
+        }
+        assert_eq!(
+            parse_duration("1h2m3s4ms"),
+            Some(Duration::from_millis(3_723_004))
+        );
     }
 
     #[test]

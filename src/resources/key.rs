@@ -46,20 +46,23 @@ pub struct SmoochKeySpec {
 /// one previous key is kept, so `overlap` may not exceed `every`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[x_kube(
-    validation = Rule::new("!self.every.matches('^([0-9]+(ms|s|m|h))+$') || duration(self.every) >= duration('1m')").message("spec.rotation.every must be at least 1m (keys are not churned)").field_path(".every"),
-    validation = Rule::new("!self.every.matches('^([0-9]+(ms|s|m|h))+$') || !self.overlap.matches('^([0-9]+(ms|s|m|h))+$') || duration(self.overlap) <= duration(self.every)").message("spec.rotation.overlap must not be longer than spec.rotation.every (the previous key must expire before the next rotation)").field_path(".overlap"),
+    validation = Rule::new("!self.every.matches('^([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$') || duration(self.every) >= duration('1m')").message("spec.rotation.every must be at least 1m (keys are not churned)").field_path(".every"),
+    validation = Rule::new("!self.every.matches('^([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$') || !self.overlap.matches('^([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$') || duration(self.overlap) <= duration(self.every)").message("spec.rotation.overlap must not be longer than spec.rotation.every (the previous key must expire before the next rotation)").field_path(".overlap"),
 )]
 pub struct KeyRotation {
     /// How long a key is used before a new one replaces it; at least 1m.
-    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    #[schemars(
+        length(min = 1, max = 32),
+        regex(pattern = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$")
+    )]
     pub every: String,
     /// How long the previous key stays valid after the switch, so that
     /// running clients are never left with a revoked key. Default 1h; at
     /// most `every`.
     #[serde(default = "default_overlap")]
     #[schemars(
-        length(max = 32),
-        regex(pattern = r"^([0-9]+(ms|s|m|h))+$"),
+        length(min = 1, max = 32),
+        regex(pattern = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$"),
         default = "default_overlap"
     )]
     pub overlap: String,

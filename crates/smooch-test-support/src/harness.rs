@@ -258,6 +258,25 @@ impl Harness {
         wait_for_in(&self.api::<K>(), name, what, check).await
     }
 
+    /// Waits until the reconcile that made Smooch object `id` has finished:
+    /// its last status write names it in the `Ready` message. (The id alone
+    /// is recorded earlier, the moment the object exists.) A test that
+    /// patches the status must wait for this, or that write may undo it.
+    pub async fn wait_settled_on<K>(&self, name: &str, id: &str) -> K
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + Debug,
+        <K as Resource>::DynamicType: Default,
+    {
+        self.wait_for::<K>(name, &format!("Ready on {id}"), |o| {
+            condition(o, "Ready").is_some_and(|c| c.0 == "True" && c.2.contains(id))
+        })
+        .await
+    }
+
     /// The reasons of every event in the test's namespace.
     pub async fn event_reasons(&self) -> Vec<String> {
         self.api::<k8s_openapi::api::core::v1::Event>()
