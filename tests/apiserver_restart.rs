@@ -20,7 +20,7 @@ use kube::{Client, Config, ResourceExt};
 use serde_json::{Value, json};
 use smooch_emulator::{EmulatorConfig, Faults, spawn};
 use smooch_operator::resources::{self, SmoochApp, SmoochIntegration, SmoochKey};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -82,65 +82,11 @@ impl ControlPlane {
         Client::try_from(config).expect("client")
     }
 
-    /// The running kube-apiserver: pid and command line (as the bench reads them).
-    fn apiserver(&self) -> (u32, Vec<String>) {
-        let pids = std::fs::read_to_string(self.dir.join("pids")).expect("DIR/pids");
-        let pid: u32 = pids
-            .lines()
-            .filter_map(|l| l.split_once(' '))
-            .filter(|(name, _)| *name == "kube-apiserver")
-            .filter_map(|(_, pid)| pid.trim().parse().ok())
-            .rfind(|pid| Path::new(&format!("/proc/{pid}")).exists())
-            .expect("a running kube-apiserver");
-        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
-        let args = raw
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        (pid, args)
-    }
-
     /// SIGTERM; SIGKILL if still there after 30 s; 5 s down; the same
     /// command line again (recorded in DIR/pids, so `stop` stops it).
     async fn restart_apiserver(&self) {
-        let (pid, args) = self.apiserver();
-        let alive = || Path::new(&format!("/proc/{pid}")).exists();
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while alive() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if alive() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            while alive() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        let log = std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.dir.join("logs/kube-apiserver.log"))
-            .expect("apiserver log");
-        let child = Command::new("setsid")
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("kube-apiserver restarts");
-        let line = format!("kube-apiserver {}\n", child.id());
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.dir.join("pids"))
-            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()))
-            .expect("DIR/pids");
-        // Not waited for here: `controlplane.sh stop` stops it.
-        std::mem::forget(child);
+        smooch_test_support::controlplane::restart_apiserver(&self.dir, Duration::from_secs(5))
+            .await;
     }
 }
 

@@ -88,3 +88,74 @@ pub async fn apply_secret(
         )
         .await
 }
+
+/// The kube-apiserver of a `hack/controlplane.sh start DIR` run: its pid
+/// (the newest live one in `DIR/pids`) and its command line.
+pub fn apiserver_process(cp_dir: &std::path::Path) -> (u32, Vec<String>) {
+    let pids = std::fs::read_to_string(cp_dir.join("pids")).expect("DIR/pids");
+    let pid: u32 = pids
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(name, _)| *name == "kube-apiserver")
+        .filter_map(|(_, pid)| pid.trim().parse().ok())
+        .rfind(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .expect("a running kube-apiserver in DIR/pids");
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
+    let args = raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    (pid, args)
+}
+
+/// Restarts the kube-apiserver of `cp_dir` as an operator would live it:
+/// SIGTERM (its graceful shutdown; SIGKILL after 30 s), `down` with no API
+/// server, then the same command line again, in a session of its own and
+/// recorded in `DIR/pids` so that `controlplane.sh stop` stops it. Returns
+/// how long stopping took (seconds) and the new pid.
+pub async fn restart_apiserver(cp_dir: &std::path::Path, down: Duration) -> (f64, u32) {
+    use std::process::{Command, Stdio};
+    let (pid, args) = apiserver_process(cp_dir);
+    let alive = || std::path::Path::new(&format!("/proc/{pid}")).exists();
+    let started = std::time::Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while alive() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if alive() {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        while alive() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let stopping = started.elapsed().as_secs_f64();
+    tokio::time::sleep(down).await;
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(cp_dir.join("logs/kube-apiserver.log"))
+        .expect("apiserver log");
+    let child = Command::new("setsid")
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("kube-apiserver restarts");
+    let new_pid = child.id();
+    let line = format!("kube-apiserver {new_pid}\n");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(cp_dir.join("pids"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()))
+        .expect("DIR/pids");
+    // Not waited for here: `controlplane.sh stop` stops it.
+    std::mem::forget(child);
+    (stopping, new_pid)
+}
