@@ -36,6 +36,30 @@ log() { echo "controlplane: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 now() { echo "${EPOCHREALTIME//[!0-9]/}"; }            # microseconds (locale-proof)
 since() { local d=$(($(now) - $1)); printf '%d.%01ds' $((d / 1000000)) $((d % 1000000 / 100000)); }
+
+# A self-contained kubeconfig (CA and client certificate embedded) for the
+# API server at $API_URL: the admin's, and (--node) the kubelet's.
+kubeconfig_for() { # <file> <user cert> <user key> [user name]
+  cat >"$1" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: smooch-test
+  cluster:
+    server: $API_URL
+    certificate-authority-data: $(base64 -w0 "$RUN/pki/ca.crt")
+users:
+- name: ${4:-user}
+  user:
+    client-certificate-data: $(base64 -w0 "$2")
+    client-key-data: $(base64 -w0 "$3")
+contexts:
+- name: smooch-test
+  context: {cluster: smooch-test, user: ${4:-user}}
+current-context: smooch-test
+KUBECONFIG
+  chmod 600 "$1"
+}
 # shellcheck source=hack/lib/node.sh
 source "$ROOT/hack/lib/node.sh"
 
@@ -264,25 +288,7 @@ cmd_start() {
   log "kube-apiserver ready on $API_URL after $(since "$t0")"
 
   # Self-contained admin kubeconfig (certs embedded, so it can be copied around).
-  cat >"$RUN/kubeconfig" <<KUBECONFIG
-apiVersion: v1
-kind: Config
-clusters:
-- name: smooch-test
-  cluster:
-    server: $API_URL
-    certificate-authority-data: $(base64 -w0 "$RUN/pki/ca.crt")
-users:
-- name: admin
-  user:
-    client-certificate-data: $(base64 -w0 "$RUN/pki/admin.crt")
-    client-key-data: $(base64 -w0 "$RUN/pki/admin.key")
-contexts:
-- name: smooch-test
-  context: {cluster: smooch-test, user: admin}
-current-context: smooch-test
-KUBECONFIG
-  chmod 600 "$RUN/kubeconfig"
+  kubeconfig_for "$RUN/kubeconfig" "$RUN/pki/admin.crt" "$RUN/pki/admin.key" admin
 
   # All default controllers (incl. garbagecollector, namespace, serviceaccount,
   # serviceaccount-token, deployment/replicaset...) unless overridden.

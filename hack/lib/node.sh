@@ -173,27 +173,6 @@ node_pki() {
 subjectAltName=IP:$NODE_IP,DNS:$NODE_NAME"
 }
 
-kubeconfig_for() { # <file> <user cert> <user key>
-  cat >"$1" <<KUBECONFIG
-apiVersion: v1
-kind: Config
-clusters:
-- name: smooch-test
-  cluster:
-    server: $API_URL
-    certificate-authority-data: $(base64 -w0 "$RUN/pki/ca.crt")
-users:
-- name: user
-  user:
-    client-certificate-data: $(base64 -w0 "$2")
-    client-key-data: $(base64 -w0 "$3")
-contexts:
-- name: smooch-test
-  context: {cluster: smooch-test, user: user}
-current-context: smooch-test
-KUBECONFIG
-  chmod 600 "$1"
-}
 
 # The bridge exists before the API server starts (it listens on its
 # address); the CNI bridge plugin finds it and attaches the pods' veths.
