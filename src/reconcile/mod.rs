@@ -237,6 +237,17 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
+    // The cached copy predates our own finalizer patch (another event
+    // queued this reconcile before the watch delivered it): the patch's
+    // test of the finalizer list fails with 422 or 409. Nothing is wrong;
+    // the watch event of that patch is on its way and reconciles again.
+    if let Err(Error::Finalizer(f)) = &result
+        && !has_finalizer
+        && is_stale_finalizer_add(f)
+    {
+        tracing::debug!(kind = K::KIND, name = %obj.name_any(), "finalizer already added; cache behind");
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
 
     ctx.metrics
         .reconcile_finished(K::KIND, started.elapsed(), result.as_ref().err());
@@ -253,6 +264,14 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
             Err(err)
         }
     }
+}
+
+fn is_stale_finalizer_add(err: &kube::runtime::finalizer::Error<Error>) -> bool {
+    matches!(
+        err,
+        kube::runtime::finalizer::Error::AddFinalizer(kube::Error::Api(ae))
+            if ae.code == 422 || ae.code == 409
+    )
 }
 
 async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<Action> {
