@@ -48,8 +48,9 @@ pub enum Error {
     #[error("{0}")]
     AlreadyManaged(String),
 
-    /// The operator's tenancy settings forbid this (default credentials or
-    /// adoption outside the allowed namespaces).
+    /// The operator will not go on without a person: its tenancy settings
+    /// forbid this (default credentials or adoption outside the allowed
+    /// namespaces), or Smooch withholds what it needs (a key's secret).
     #[error("{message}")]
     NotAllowed {
         reason: &'static str,

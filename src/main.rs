@@ -28,8 +28,9 @@ struct Cli {
     /// Base URL of the Smooch API.
     #[arg(long, env = "SMOOCH_URL", default_value = "https://api.smooch.io")]
     smooch_url: String,
-    /// API version path prefix: v1 or v1.1.
-    #[arg(long, env = "SMOOCH_API_VERSION", default_value = "v1", value_parser = ["v1", "v1.1"])]
+    /// Smooch API: v1 or v1.1 (the App Maker API) or v2 (Sunshine
+    /// Conversations).
+    #[arg(long, env = "SMOOCH_API_VERSION", default_value = "v1", value_parser = ["v1", "v1.1", "v2"])]
     smooch_api_version: String,
     /// Namespace the operator runs in (holds the default credentials Secret).
     #[arg(long, env = "POD_NAMESPACE", default_value = "smooch-operator")]

@@ -72,7 +72,13 @@ async fn drift_is_repaired_app_deleted_outside_and_secret_edited_or_deleted() {
         )
         .await
         .unwrap();
-    let token = h.smooch().get_app(&again).await.unwrap().app_token;
+    let token = h
+        .smooch()
+        .get_app(&again)
+        .await
+        .unwrap()
+        .app_token
+        .expect("a v1 app has a token");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while secret_value(&h.secret("shop-app").await.unwrap(), "appToken") != token.expose() {
         assert!(

@@ -8,7 +8,17 @@ use serde_json::json;
 use smooch_operator::resources::{SmoochApp, SmoochIntegration, SmoochKey, SmoochWebhook};
 use smooch_operator::smooch::jwt;
 use smooch_operator::smooch::models::WebhookParams;
-use support::{Harness, condition, secret_value};
+use support::{ApiVersion, Harness, condition, secret_value};
+
+support::for_each_api_version!(
+    key_whole_life_jwt_verifies_with_its_secret,
+    key_waits_for_its_app_and_proceeds_when_it_is_ready,
+    key_rotation_switches_the_secret_and_deletes_the_old_key_after_the_overlap,
+    integration_whole_life_and_reprovision_on_credential_change,
+    integration_waits_for_a_missing_credential_secret,
+    webhook_whole_life_drift_is_updated_not_recreated,
+    deleting_an_app_with_children_leaves_nothing_behind,
+);
 
 async fn ready_app(h: &Harness, name: &str) -> String {
     h.create::<SmoochApp>(json!({
@@ -20,9 +30,8 @@ async fn ready_app(h: &Harness, name: &str) -> String {
     app.status.unwrap().app_id.unwrap()
 }
 
-#[tokio::test]
-async fn key_whole_life_jwt_verifies_with_its_secret() {
-    let h = Harness::start("key-life").await;
+async fn key_whole_life_jwt_verifies_with_its_secret(version: ApiVersion) {
+    let h = Harness::start_on("key-life", version).await;
     let app_id = ready_app(&h, "shop").await;
     h.create::<SmoochKey>(json!({
         "apiVersion": "smooch-operator.io/v1alpha1", "kind": "SmoochKey",
@@ -66,9 +75,8 @@ async fn key_whole_life_jwt_verifies_with_its_secret() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn key_waits_for_its_app_and_proceeds_when_it_is_ready() {
-    let h = Harness::start("key-wait").await;
+async fn key_waits_for_its_app_and_proceeds_when_it_is_ready(version: ApiVersion) {
+    let h = Harness::start_on("key-wait", version).await;
     h.create::<SmoochKey>(json!({
         "apiVersion": "smooch-operator.io/v1alpha1", "kind": "SmoochKey",
         "metadata": {"name": "early"}, "spec": {"appRef": {"name": "later"}}
@@ -93,9 +101,10 @@ async fn key_waits_for_its_app_and_proceeds_when_it_is_ready() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn key_rotation_switches_the_secret_and_deletes_the_old_key_after_the_overlap() {
-    let h = Harness::start("key-rotate").await;
+async fn key_rotation_switches_the_secret_and_deletes_the_old_key_after_the_overlap(
+    version: ApiVersion,
+) {
+    let h = Harness::start_on("key-rotate", version).await;
     let app_id = ready_app(&h, "shop").await;
     h.create::<SmoochKey>(json!({
         "apiVersion": "smooch-operator.io/v1alpha1", "kind": "SmoochKey",
@@ -164,9 +173,8 @@ async fn key_rotation_switches_the_secret_and_deletes_the_old_key_after_the_over
     h.finish().await;
 }
 
-#[tokio::test]
-async fn integration_whole_life_and_reprovision_on_credential_change() {
-    let h = Harness::start("int-life").await;
+async fn integration_whole_life_and_reprovision_on_credential_change(version: ApiVersion) {
+    let h = Harness::start_on("int-life", version).await;
     let app_id = ready_app(&h, "shop").await;
     h.put_secret(
         "telegram",
@@ -237,9 +245,8 @@ async fn integration_whole_life_and_reprovision_on_credential_change() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn integration_waits_for_a_missing_credential_secret() {
-    let h = Harness::start("int-wait").await;
+async fn integration_waits_for_a_missing_credential_secret(version: ApiVersion) {
+    let h = Harness::start_on("int-wait", version).await;
     ready_app(&h, "shop").await;
     h.create::<SmoochIntegration>(json!({
         "apiVersion": "smooch-operator.io/v1alpha1", "kind": "SmoochIntegration",
@@ -270,9 +277,8 @@ async fn integration_waits_for_a_missing_credential_secret() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn webhook_whole_life_drift_is_updated_not_recreated() {
-    let h = Harness::start("hook-life").await;
+async fn webhook_whole_life_drift_is_updated_not_recreated(version: ApiVersion) {
+    let h = Harness::start_on("hook-life", version).await;
     let app_id = ready_app(&h, "shop").await;
     h.create::<SmoochWebhook>(json!({
         "apiVersion": "smooch-operator.io/v1alpha1", "kind": "SmoochWebhook",
@@ -281,11 +287,22 @@ async fn webhook_whole_life_drift_is_updated_not_recreated() {
     }))
     .await;
     let hook = h.wait_ready::<SmoochWebhook>("events").await;
-    let hook_id = hook.status.unwrap().webhook_id.unwrap();
+    let status = hook.status.unwrap();
+    // v2 keeps a webhook in a custom integration: that is what the
+    // client's webhook calls address.
+    let hook_id = match version {
+        ApiVersion::V1 => status.webhook_id.clone().unwrap(),
+        ApiVersion::V2 => status
+            .integration_id
+            .clone()
+            .expect("integrationId under v2"),
+    };
     let smooch = h.smooch();
     let remote = smooch.get_webhook(&app_id, &hook_id).await.unwrap();
+    assert_eq!(status.webhook_id.as_deref(), Some(remote.id.as_str()));
     let secret = h.secret("events-webhook").await.unwrap();
     assert_eq!(secret_value(&secret, "secret"), remote.secret.expose());
+    assert_eq!(secret_value(&secret, "webhookId"), remote.id);
 
     // Spec change: updated in place.
     h.api::<SmoochWebhook>()
@@ -302,20 +319,18 @@ async fn webhook_whole_life_drift_is_updated_not_recreated() {
     .await;
     let updated = smooch.get_webhook(&app_id, &hook_id).await.unwrap();
     assert_eq!(updated.target, "https://example.com/v2");
-    assert_eq!(
-        h.requests()
-            .routes
-            .get("POST /v1/apps/{appId}/webhooks")
-            .copied(),
-        Some(1)
-    );
-    assert_eq!(
-        h.requests()
-            .routes
-            .get("PUT /v1/apps/{appId}/webhooks/{webhookId}")
-            .copied(),
-        Some(1)
-    );
+    let (create, update) = match version {
+        ApiVersion::V1 => (
+            "POST /apps/{appId}/webhooks",
+            "PUT /apps/{appId}/webhooks/{webhookId}",
+        ),
+        ApiVersion::V2 => (
+            "POST /apps/{appId}/integrations",
+            "PATCH /apps/{appId}/integrations/{integrationId}/webhooks/{webhookId}",
+        ),
+    };
+    assert_eq!(h.calls(create), 1, "{:?}", h.requests().routes);
+    assert_eq!(h.calls(update), 1, "{:?}", h.requests().routes);
 
     // Drift made in Smooch is repaired on the next look (a pause/unpause forces one).
     smooch
@@ -364,9 +379,8 @@ async fn webhook_whole_life_drift_is_updated_not_recreated() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn deleting_an_app_with_children_leaves_nothing_behind() {
-    let h = Harness::start("cascade").await;
+async fn deleting_an_app_with_children_leaves_nothing_behind(version: ApiVersion) {
+    let h = Harness::start_on("cascade", version).await;
     let app_id = ready_app(&h, "shop").await;
     h.put_secret("telegram", &[("token", "1:abc")]).await;
     for (kind, body) in [

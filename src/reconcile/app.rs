@@ -290,13 +290,15 @@ impl Managed for SmoochApp {
         _: Origin,
         _: Option<&Secret>,
     ) -> Result<Observation> {
+        // v2 apps have no app token: the Secret then holds `appId` only.
+        let mut data = BTreeMap::from([("appId".to_string(), app.id.as_str().into())]);
+        if let Some(token) = &app.app_token {
+            data.insert("appToken".to_string(), token.clone());
+        }
         Ok(Observation {
             external_id: app.id.clone(),
             status_fields: self.status_fields(client, app),
-            secret_data: Some(BTreeMap::from([
-                ("appId".to_string(), app.id.as_str().into()),
-                ("appToken".to_string(), app.app_token.clone()),
-            ])),
+            secret_data: Some(data),
             requeue_after: None,
         })
     }
@@ -439,7 +441,7 @@ mod tests {
     fn external(want: &AppParams) -> App {
         App {
             id: "0123456789abcdef01234567".into(),
-            app_token: "t".into(),
+            app_token: Some("t".into()),
             name: want.name.clone().unwrap(),
             settings: Some(AppSettings {
                 use_animal_names: Some(true),

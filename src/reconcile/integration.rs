@@ -146,7 +146,10 @@ fn matches_params(integration: &Integration, params: &IntegrationParams) -> bool
             }
             IntegrationParams::Line {
                 channel_id, mid, ..
-            } => field("channelId") == Some(channel_id) && field("mid") == Some(mid),
+            } => {
+                // v2 has no `mid`.
+                field("channelId") == Some(channel_id) && field("mid").is_none_or(|m| m == mid)
+            }
             IntegrationParams::Messenger { .. } | IntegrationParams::Telegram { .. } => true,
         }
 }

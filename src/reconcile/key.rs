@@ -278,9 +278,31 @@ impl Managed for SmoochKey {
             }
         }
 
+        // v2 promises a key's secret in the create answer only: a key read
+        // again may come without it, and the Secret written after the
+        // create holds it.
+        let mut key = state.key.clone();
+        if key.secret.expose().is_empty() {
+            key.secret = current_secret
+                .filter(|s| value_of(s, "keyId").is_some_and(|id| id.expose() == key.id))
+                .and_then(|s| value_of(s, "secret"))
+                .ok_or_else(|| crate::Error::NotAllowed {
+                    reason: "KeySecretUnknown",
+                    message: format!(
+                        "Smooch did not return the secret of key {} and no Secret holds it; \
+                         delete the key in Smooch so that a new one is made",
+                        key.id
+                    ),
+                })?;
+        }
+        let state = &KeyState {
+            key,
+            created_at: state.created_at,
+            previous: state.previous.clone(),
+        };
         let jwt = match current_secret.and_then(|s| reusable_jwt(s, &state.key)) {
             Some(jwt) => jwt,
-            None => conn.client.get_key_jwt(&conn.app_id, &state.key.id).await?,
+            None => conn.client.app_jwt(&conn.app_id, &state.key).await?,
         };
 
         let mut requeue_after = None;

@@ -6,8 +6,9 @@ use super::{Context, Managed, Observation, Origin};
 use crate::Result;
 use crate::resources::webhook::WebhookTrigger;
 use crate::resources::{CommonStatus, DeletionPolicy, SecretTemplate, SmoochWebhook};
-use crate::smooch::Sensitive;
-use crate::smooch::models::{Webhook, WebhookParams};
+use crate::smooch::models::{Webhook, WebhookParams, v2_trigger};
+use crate::smooch::{ApiVersion, Sensitive};
+use crate::{Error, resources::SmoochWebhookSpec};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use serde_json::{Map, Value, json};
@@ -22,18 +23,40 @@ impl SmoochWebhook {
             include_full_app_user: self.spec.include_full_app_user,
         }
     }
+
+    /// v2 has no `*` trigger: say so before calling Smooch.
+    fn check_version(&self, version: ApiVersion) -> Result<()> {
+        if version == ApiVersion::V2 && self.spec.triggers.contains(&WebhookTrigger::All) {
+            return Err(Error::InvalidSpec(
+                "trigger `*` has no Sunshine Conversations v2 equivalent; list the triggers".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn trigger_names(triggers: &[WebhookTrigger]) -> Vec<String> {
     triggers.iter().map(|t| t.as_str().to_string()).collect()
 }
 
-fn webhook_drift(spec: &crate::resources::SmoochWebhookSpec, hook: &Webhook) -> Option<String> {
+/// The trigger names Smooch holds for the spec's: v1's own, or their v2
+/// equivalents (several v1 triggers can share one).
+fn wanted_triggers(spec: &SmoochWebhookSpec, version: ApiVersion) -> BTreeSet<&'static str> {
+    spec.triggers
+        .iter()
+        .map(|t| match version {
+            ApiVersion::V1 => t.as_str(),
+            ApiVersion::V2 => v2_trigger(t.as_str()).unwrap_or(t.as_str()),
+        })
+        .collect()
+}
+
+fn webhook_drift(spec: &SmoochWebhookSpec, hook: &Webhook, version: ApiVersion) -> Option<String> {
     let mut why = Vec::new();
     if spec.target != hook.target {
         why.push("target");
     }
-    let want: BTreeSet<&str> = spec.triggers.iter().map(|t| t.as_str()).collect();
+    let want = wanted_triggers(spec, version);
     let have: BTreeSet<&str> = hook.triggers.iter().map(String::as_str).collect();
     if want != have {
         why.push("triggers");
@@ -62,8 +85,13 @@ impl Managed for SmoochWebhook {
     fn common_status(&self) -> Option<&CommonStatus> {
         self.status.as_ref().map(|s| &s.common)
     }
+    /// Under v2 the custom integration holding the webhook.
     fn recorded_id(&self) -> Option<String> {
-        self.status.as_ref()?.webhook_id.clone()
+        let status = self.status.as_ref()?;
+        status
+            .integration_id
+            .clone()
+            .or_else(|| status.webhook_id.clone())
     }
     fn deletion_policy(&self) -> DeletionPolicy {
         self.spec.deletion_policy
@@ -76,17 +104,21 @@ impl Managed for SmoochWebhook {
     }
 
     fn external_id(hook: &Webhook) -> String {
-        hook.id.clone()
+        hook.handle().to_owned()
     }
 
     fn status_fields(&self, conn: &AppConnection, hook: &Webhook) -> Map<String, Value> {
         let mut fields = Map::new();
         fields.insert("appId".into(), json!(conn.app_id));
         fields.insert("webhookId".into(), json!(hook.id));
+        if let Some(id) = &hook.integration_id {
+            fields.insert("integrationId".into(), json!(id));
+        }
         fields
     }
 
     async fn connect(&self, ctx: &Context) -> Result<AppConnection> {
+        self.check_version(ctx.smooch.version())?;
         connect_dependent(
             &self.namespace().unwrap_or_default(),
             &self.spec.app_ref.name,
@@ -123,14 +155,14 @@ impl Managed for SmoochWebhook {
             .await?)
     }
 
-    fn drift(&self, _: &AppConnection, hook: &Webhook) -> Option<String> {
-        webhook_drift(&self.spec, hook)
+    fn drift(&self, conn: &AppConnection, hook: &Webhook) -> Option<String> {
+        webhook_drift(&self.spec, hook, conn.client.version())
     }
 
     async fn update(&self, conn: &AppConnection, hook: Webhook) -> Result<Webhook> {
         Ok(conn
             .client
-            .update_webhook(&conn.app_id, &hook.id, &self.desired_params())
+            .update_webhook(&conn.app_id, hook.handle(), &self.desired_params())
             .await?)
     }
 
@@ -146,7 +178,7 @@ impl Managed for SmoochWebhook {
         _: Option<&Secret>,
     ) -> Result<Observation> {
         Ok(Observation {
-            external_id: hook.id.clone(),
+            external_id: hook.handle().to_owned(),
             status_fields: self.status_fields(conn, hook),
             secret_data: Some(BTreeMap::from([
                 ("webhookId".to_string(), Sensitive::from(hook.id.as_str())),
@@ -185,12 +217,30 @@ mod tests {
             version: Some("v1".into()),
             include_client: Some(false),
             include_full_app_user: None,
+            integration_id: None,
         }
     }
 
     #[test]
+    fn under_v2_triggers_compare_by_their_v2_names() {
+        let mut h = hook();
+        h.integration_id = Some("5f0c".into());
+        h.triggers = vec![
+            "conversation:postback".into(),
+            "conversation:message".into(),
+        ];
+        assert_eq!(webhook_drift(&spec(), &h, ApiVersion::V2), None);
+        h.triggers = vec!["conversation:message".into()];
+        assert_eq!(
+            webhook_drift(&spec(), &h, ApiVersion::V2).as_deref(),
+            Some("triggers changed")
+        );
+        assert_eq!(SmoochWebhook::external_id(&h), "5f0c");
+    }
+
+    #[test]
     fn trigger_order_is_not_drift() {
-        assert_eq!(webhook_drift(&spec(), &hook()), None);
+        assert_eq!(webhook_drift(&spec(), &hook(), ApiVersion::V1), None);
     }
 
     #[test]
@@ -199,7 +249,7 @@ mod tests {
         h.target = "https://evil.example/".into();
         h.triggers = vec!["message".into()];
         assert_eq!(
-            webhook_drift(&spec(), &h).as_deref(),
+            webhook_drift(&spec(), &h, ApiVersion::V1).as_deref(),
             Some("target, triggers changed")
         );
     }

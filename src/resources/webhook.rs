@@ -118,6 +118,10 @@ pub struct SmoochWebhookStatus {
     /// Smooch id of the webhook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_id: Option<String>,
+    /// Sunshine Conversations v2 only: the `custom` integration that holds
+    /// the webhook (deleting the resource deletes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_id: Option<String>,
     #[serde(flatten)]
     pub common: CommonStatus,
 }

@@ -265,7 +265,7 @@ mod tests {
     fn app(id: &str) -> App {
         App {
             id: id.into(),
-            app_token: "t".into(),
+            app_token: Some("t".into()),
             name: id.into(),
             settings: None,
             metadata: None,

@@ -358,7 +358,11 @@ async fn ids_and_secrets_have_smooch_shapes() {
     };
     assert!(hex24(&app.id) && hex24(&integration.id) && hex24(&webhook.id));
     assert!(key.id.starts_with("app_") && hex24(&key.id[4..]));
-    let token = app.app_token.expose();
+    let token = app
+        .app_token
+        .as_ref()
+        .expect("a v1 app has a token")
+        .expose();
     assert!(
         token.len() == 25
             && token

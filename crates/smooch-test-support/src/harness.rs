@@ -9,7 +9,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use smooch::{SmoochClient, Transport, TransportConfig};
+use smooch::{ApiVersion, SmoochClient, Transport, TransportConfig};
 use smooch_emulator::{RequestCounts, RunningEmulator};
 use smooch_operator::metrics::Metrics;
 use smooch_operator::reconcile::context::NamespaceSet;
@@ -34,6 +34,9 @@ pub struct OperatorOptions {
     pub default_credentials_namespaces: Vec<String>,
     /// `--adoption-namespaces` (empty: every namespace).
     pub adoption_namespaces: Vec<String>,
+    /// `--smooch-api-version`: the Smooch API the operator (and the test's
+    /// own client, [`Harness::smooch`]) speaks.
+    pub api_version: ApiVersion,
 }
 
 impl Default for OperatorOptions {
@@ -46,6 +49,17 @@ impl Default for OperatorOptions {
             extra_namespaces: Vec::new(),
             default_credentials_namespaces: Vec::new(),
             adoption_namespaces: Vec::new(),
+            api_version: ApiVersion::V1,
+        }
+    }
+}
+
+impl OperatorOptions {
+    /// The defaults, speaking `version`.
+    pub fn on(version: ApiVersion) -> Self {
+        OperatorOptions {
+            api_version: version,
+            ..Default::default()
         }
     }
 }
@@ -72,11 +86,18 @@ pub struct Harness {
     pub ns: String,
     pub emulator: RunningEmulator,
     pub operator: Option<InProcessOperator>,
+    /// The Smooch API the operator and [`Harness::smooch`] speak.
+    pub api_version: ApiVersion,
 }
 
 impl Harness {
     /// Namespace + emulator + credentials Secret, operator not started.
     pub async fn without_operator(prefix: &str) -> Harness {
+        Self::without_operator_on(prefix, ApiVersion::V1).await
+    }
+
+    /// [`Harness::without_operator`], checking Smooch through `version`.
+    pub async fn without_operator_on(prefix: &str, version: ApiVersion) -> Harness {
         let client = kube_client().await;
         install_crds(&client).await;
         let ns = namespace(&client, prefix).await;
@@ -86,6 +107,7 @@ impl Harness {
             ns,
             emulator,
             operator: None,
+            api_version: version,
         };
         harness
             .put_secret(
@@ -103,8 +125,13 @@ impl Harness {
         Self::start_with(prefix, OperatorOptions::default()).await
     }
 
+    /// Everything started, the operator speaking `version`.
+    pub async fn start_on(prefix: &str, version: ApiVersion) -> Harness {
+        Self::start_with(prefix, OperatorOptions::on(version)).await
+    }
+
     pub async fn start_with(prefix: &str, options: OperatorOptions) -> Harness {
-        let mut h = Self::without_operator(prefix).await;
+        let mut h = Self::without_operator_on(prefix, options.api_version).await;
         h.start_operator(options).await;
         h
     }
@@ -141,6 +168,7 @@ impl Harness {
         let transport = Transport::new(
             TransportConfig {
                 base_url: self.emulator.base_url().to_string(),
+                api_version: options.api_version.prefix().into(),
                 max_concurrency: options.smooch_concurrency,
                 min_backoff: Duration::from_millis(50),
                 max_backoff: Duration::from_secs(2),
@@ -183,9 +211,26 @@ impl Harness {
             &self.emulator,
             TransportConfig {
                 max_retries: 0,
+                api_version: self.api_version.prefix().into(),
                 ..Default::default()
             },
         )
+    }
+
+    /// A route as the emulator counts it, in this harness's API version:
+    /// `route("POST /apps")` is `POST /v1/apps` or `POST /v2/apps`.
+    pub fn route(&self, route: &str) -> String {
+        let (method, path) = route.split_once(' ').expect("METHOD /path");
+        format!("{method} /{}{path}", self.api_version.prefix())
+    }
+
+    /// How many calls the emulator counted on `route` ([`Harness::route`]).
+    pub fn calls(&self, route: &str) -> u64 {
+        self.requests()
+            .routes
+            .get(&self.route(route))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn api<K>(&self) -> Api<K>

@@ -28,3 +28,24 @@ pub use harness::{
     CREDENTIALS_SECRET, Harness, InProcessOperator, OperatorOptions, OperatorProcess, condition,
     create_in, hours_ago, secret_value, wait_for_in,
 };
+pub use smooch::ApiVersion;
+
+/// One end-to-end test per Smooch API version: for each `async fn
+/// name(version: ApiVersion)` listed, the tests `name::v1` and `name::v2`.
+/// The same test body runs against the emulator's `/v1` and `/v2`, with the
+/// operator started with `--smooch-api-version` of that version.
+#[macro_export]
+macro_rules! for_each_api_version {
+    ($($test:ident),+ $(,)?) => {$(
+        mod $test {
+            #[tokio::test]
+            async fn v1() {
+                super::$test($crate::ApiVersion::V1).await
+            }
+            #[tokio::test]
+            async fn v2() {
+                super::$test($crate::ApiVersion::V2).await
+            }
+        }
+    )+};
+}

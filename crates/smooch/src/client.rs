@@ -1,9 +1,16 @@
-//! The Smooch App Maker API over HTTP.
+//! The Smooch API over HTTP: one surface, two API versions.
 //!
 //! A [`Transport`] (HTTP pool, retry policy, concurrency and rate limits,
 //! call observer) is built once and shared; a [`SmoochClient`] is that
 //! transport plus one credential, so the operator can hold one client per
 //! app-maker credential without multiplying connections or limits.
+//!
+//! The methods are the same whichever version the transport speaks
+//! ([`ApiVersion`]): the v1/v1.1 App Maker API is implemented here, the
+//! Sunshine Conversations v2 API in `v2.rs`, and each public method
+//! picks one. Callers see the same models either way; where v2 has no
+//! equivalent the model says so (`App::app_token` is `None`, a webhook
+//! lives in a custom integration: [`Webhook::handle`]).
 
 use super::jwt::{self, Claims};
 use super::models::*;
@@ -67,6 +74,41 @@ impl Credentials {
     }
 }
 
+/// Which Smooch API the transport speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiVersion {
+    /// The App Maker API (`/v1` or `/v1.1`): Bearer JWTs, `appMaker` scope.
+    V1,
+    /// Sunshine Conversations v2 (`/v2`): HTTP Basic or Bearer, cursor paging.
+    V2,
+}
+
+impl ApiVersion {
+    /// The path prefix of this version (`v1`; `v1.1` is the same API).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            ApiVersion::V1 => "v1",
+            ApiVersion::V2 => "v2",
+        }
+    }
+
+    /// `v2` is v2; `v1` and `v1.1` (path prefixes of the same API) are v1.
+    pub fn of_prefix(prefix: &str) -> ApiVersion {
+        if prefix == "v2" {
+            ApiVersion::V2
+        } else {
+            ApiVersion::V1
+        }
+    }
+}
+
+/// What goes in the `Authorization` header.
+#[derive(Clone, Debug)]
+enum Authorization {
+    Bearer(Sensitive),
+    Basic { key_id: String, secret: Sensitive },
+}
+
 /// Sees every attempt the client makes (for metrics).
 pub trait CallObserver: Send + Sync {
     /// `status` is `None` when no answer came (timeout, connection error).
@@ -82,7 +124,8 @@ pub trait CallObserver: Send + Sync {
 #[derive(Clone, Debug)]
 pub struct TransportConfig {
     pub base_url: String,
-    /// Path prefix version: `v1` or `v1.1`.
+    /// Path prefix version: `v1`, `v1.1` (the App Maker API) or `v2`
+    /// (Sunshine Conversations).
     pub api_version: String,
     pub request_timeout: Duration,
     /// Retries after the first attempt, for transient failures.
@@ -114,6 +157,7 @@ pub struct Transport {
     http: reqwest::Client,
     base: Url,
     api_version: String,
+    version: ApiVersion,
     backoff: ExponentialBuilder,
     in_flight: Semaphore,
     rate_limiter: Option<DefaultDirectRateLimiter>,
@@ -159,6 +203,7 @@ impl Transport {
         Ok(Arc::new(Transport {
             http,
             base,
+            version: ApiVersion::of_prefix(&config.api_version),
             api_version: config.api_version,
             backoff,
             in_flight: Semaphore::new(config.max_concurrency.max(1)),
@@ -167,6 +212,11 @@ impl Transport {
                 .map(|n| RateLimiter::direct(Quota::per_second(n))),
             observer,
         }))
+    }
+
+    /// The API version this transport speaks.
+    pub fn version(&self) -> ApiVersion {
+        self.version
     }
 
     fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
@@ -186,8 +236,8 @@ impl Transport {
 /// One credential on a shared transport. Cheap to clone.
 #[derive(Clone)]
 pub struct SmoochClient {
-    transport: Arc<Transport>,
-    bearer: Sensitive,
+    pub(crate) transport: Arc<Transport>,
+    authorization: Authorization,
     account: String,
 }
 
@@ -195,29 +245,44 @@ impl std::fmt::Debug for SmoochClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SmoochClient")
             .field("transport", &self.transport)
-            .field("bearer", &self.bearer)
+            .field("authorization", &self.authorization)
             .field("account", &self.account)
             .finish()
     }
 }
 
 /// A request to make: what it is for metrics and messages, and where it goes.
-struct Call<'a, B> {
-    method: Method,
-    method_name: &'static str,
-    route: &'static str,
-    segments: Vec<&'a str>,
-    query: Vec<(&'static str, String)>,
-    body: Option<&'a B>,
+pub(crate) struct Call<'a, B> {
+    pub(crate) method: Method,
+    pub(crate) method_name: &'static str,
+    pub(crate) route: &'static str,
+    pub(crate) segments: Vec<&'a str>,
+    pub(crate) query: Vec<(&'static str, String)>,
+    pub(crate) body: Option<&'a B>,
 }
 
 impl SmoochClient {
+    /// A client calling with `credentials`. Under v2 a key is sent as HTTP
+    /// Basic (key id and secret, as v2 documents it) and a token as Bearer;
+    /// under v1 a key signs a JWT with its claims.
     pub fn new(transport: Arc<Transport>, credentials: &Credentials) -> Result<Self> {
+        let authorization = match (transport.version(), credentials) {
+            (ApiVersion::V2, Credentials::Key { key_id, secret, .. }) => Authorization::Basic {
+                key_id: key_id.clone(),
+                secret: secret.clone(),
+            },
+            _ => Authorization::Bearer(credentials.bearer()?),
+        };
         Ok(SmoochClient {
             transport,
-            bearer: credentials.bearer()?,
+            authorization,
             account: credentials.account(),
         })
+    }
+
+    /// The API version this client speaks.
+    pub fn version(&self) -> ApiVersion {
+        self.transport.version()
     }
 
     /// Which credential this client calls with, without revealing it: the
@@ -229,7 +294,10 @@ impl SmoochClient {
 
     /// Sends a call, retrying transient failures with capped exponential
     /// backoff and jitter, and never sooner than the server's `Retry-After`.
-    async fn send<B: Serialize, T: DeserializeOwned>(&self, call: Call<'_, B>) -> Result<T> {
+    pub(crate) async fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        call: Call<'_, B>,
+    ) -> Result<T> {
         let attempt = || self.attempt::<B, T>(&call);
         attempt
             .retry(self.transport.backoff)
@@ -252,8 +320,13 @@ impl SmoochClient {
         let mut request = transport
             .http
             .request(call.method.clone(), url)
-            .bearer_auth(self.bearer.expose())
             .header("accept", "application/json");
+        request = match &self.authorization {
+            Authorization::Bearer(token) => request.bearer_auth(token.expose()),
+            Authorization::Basic { key_id, secret } => {
+                request.basic_auth(key_id, Some(secret.expose()))
+            }
+        };
         if let Some(body) = call.body {
             request = request.json(body);
         }
@@ -288,7 +361,7 @@ impl SmoochClient {
         }
     }
 
-    fn call<'a, B>(
+    pub(crate) fn call<'a, B>(
         &self,
         method: Method,
         route: &'static str,
@@ -298,6 +371,7 @@ impl SmoochClient {
             Method::GET => "GET",
             Method::POST => "POST",
             Method::PUT => "PUT",
+            Method::PATCH => "PATCH",
             Method::DELETE => "DELETE",
             _ => "OTHER",
         };
@@ -314,12 +388,22 @@ impl SmoochClient {
     // ---- apps ----
 
     pub async fn create_app(&self, params: &AppParams) -> Result<App> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::create_app(self, params).await;
+        }
         let mut call = self.call(Method::POST, "/apps", vec!["apps"]);
         call.body = Some(params);
         Ok(self.send::<_, AppEnvelope>(call).await?.app)
     }
 
+    /// One page of apps by offset (v1 only: v2 pages by cursor, which
+    /// [`SmoochClient::list_all_apps`] walks).
     pub async fn list_apps(&self, limit: Option<u32>, offset: Option<u64>) -> Result<AppList> {
+        if self.version() == ApiVersion::V2 {
+            return Err(SmoochError::Unsupported {
+                operation: "offset paging of apps",
+            });
+        }
         let mut call = self.call::<()>(Method::GET, "/apps", vec!["apps"]);
         if let Some(limit) = limit {
             call.query.push(("limit", limit.to_string()));
@@ -332,6 +416,9 @@ impl SmoochClient {
 
     /// Every app, following `hasMore` pages of the maximum size.
     pub async fn list_all_apps(&self) -> Result<Vec<App>> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::list_all_apps(self).await;
+        }
         let mut apps = Vec::new();
         loop {
             let page = self.list_apps(Some(100), Some(apps.len() as u64)).await?;
@@ -344,17 +431,26 @@ impl SmoochClient {
     }
 
     pub async fn get_app(&self, app_id: &str) -> Result<App> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::get_app(self, app_id).await;
+        }
         let call = self.call::<()>(Method::GET, "/apps/{appId}", vec!["apps", app_id]);
         Ok(self.send::<_, AppEnvelope>(call).await?.app)
     }
 
     pub async fn update_app(&self, app_id: &str, params: &AppParams) -> Result<App> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::update_app(self, app_id, params).await;
+        }
         let mut call = self.call(Method::PUT, "/apps/{appId}", vec!["apps", app_id]);
         call.body = Some(params);
         Ok(self.send::<_, AppEnvelope>(call).await?.app)
     }
 
     pub async fn delete_app(&self, app_id: &str) -> Result<()> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::delete_app(self, app_id).await;
+        }
         let call = self.call::<()>(Method::DELETE, "/apps/{appId}", vec!["apps", app_id]);
         self.send::<_, serde_json::Value>(call).await.map(drop)
     }
@@ -362,6 +458,9 @@ impl SmoochClient {
     // ---- keys ----
 
     pub async fn create_key(&self, app_id: &str, name: &str) -> Result<SecretKey> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::create_key(self, app_id, name).await;
+        }
         #[derive(Serialize)]
         struct Body<'a> {
             name: &'a str,
@@ -377,6 +476,9 @@ impl SmoochClient {
     }
 
     pub async fn list_keys(&self, app_id: &str) -> Result<Vec<SecretKey>> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::list_keys(self, app_id).await;
+        }
         let call = self.call::<()>(
             Method::GET,
             "/apps/{appId}/keys",
@@ -386,6 +488,9 @@ impl SmoochClient {
     }
 
     pub async fn get_key(&self, app_id: &str, key_id: &str) -> Result<SecretKey> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::get_key(self, app_id, key_id).await;
+        }
         let call = self.call::<()>(
             Method::GET,
             "/apps/{appId}/keys/{keyId}",
@@ -395,6 +500,9 @@ impl SmoochClient {
     }
 
     pub async fn delete_key(&self, app_id: &str, key_id: &str) -> Result<()> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::delete_key(self, app_id, key_id).await;
+        }
         let call = self.call::<()>(
             Method::DELETE,
             "/apps/{appId}/keys/{keyId}",
@@ -403,13 +511,30 @@ impl SmoochClient {
         self.send::<_, serde_json::Value>(call).await.map(drop)
     }
 
+    /// `GET .../keys/{keyId}/jwt` (v1 only; v2 has no such endpoint: see
+    /// [`SmoochClient::app_jwt`]).
     pub async fn get_key_jwt(&self, app_id: &str, key_id: &str) -> Result<Sensitive> {
+        if self.version() == ApiVersion::V2 {
+            return Err(SmoochError::Unsupported {
+                operation: "GET /apps/{appId}/keys/{keyId}/jwt",
+            });
+        }
         let call = self.call::<()>(
             Method::GET,
             "/apps/{appId}/keys/{keyId}/jwt",
             vec!["apps", app_id, "keys", key_id, "jwt"],
         );
         Ok(self.send::<_, JwtEnvelope>(call).await?.jwt)
+    }
+
+    /// An app-scoped JWT for `key`: v1 asks Smooch for one; v2 has no such
+    /// endpoint, so it is signed here as Smooch documents it (HS256, `kid`
+    /// the key id, `scope: app`).
+    pub async fn app_jwt(&self, app_id: &str, key: &SecretKey) -> Result<Sensitive> {
+        match self.version() {
+            ApiVersion::V1 => self.get_key_jwt(app_id, &key.id).await,
+            ApiVersion::V2 => Ok(jwt::sign(&key.id, &key.secret, &Claims::app())?),
+        }
     }
 
     // ---- integrations ----
@@ -419,6 +544,9 @@ impl SmoochClient {
         app_id: &str,
         params: &IntegrationParams,
     ) -> Result<Integration> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::create_integration(self, app_id, params).await;
+        }
         let mut call = self.call(
             Method::POST,
             "/apps/{appId}/integrations",
@@ -434,6 +562,9 @@ impl SmoochClient {
         app_id: &str,
         types: &[IntegrationType],
     ) -> Result<Vec<Integration>> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::list_integrations(self, app_id, types).await;
+        }
         let mut call = self.call::<()>(
             Method::GET,
             "/apps/{appId}/integrations",
@@ -454,6 +585,9 @@ impl SmoochClient {
     }
 
     pub async fn get_integration(&self, app_id: &str, integration_id: &str) -> Result<Integration> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::get_integration(self, app_id, integration_id).await;
+        }
         let call = self.call::<()>(
             Method::GET,
             "/apps/{appId}/integrations/{integrationId}",
@@ -463,6 +597,9 @@ impl SmoochClient {
     }
 
     pub async fn delete_integration(&self, app_id: &str, integration_id: &str) -> Result<()> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::delete_integration(self, app_id, integration_id).await;
+        }
         let call = self.call::<()>(
             Method::DELETE,
             "/apps/{appId}/integrations/{integrationId}",
@@ -474,6 +611,9 @@ impl SmoochClient {
     // ---- webhooks ----
 
     pub async fn create_webhook(&self, app_id: &str, params: &WebhookParams) -> Result<Webhook> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::create_webhook(self, app_id, params).await;
+        }
         let mut call = self.call(
             Method::POST,
             "/apps/{appId}/webhooks",
@@ -484,6 +624,9 @@ impl SmoochClient {
     }
 
     pub async fn list_webhooks(&self, app_id: &str) -> Result<Vec<Webhook>> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::list_webhooks(self, app_id).await;
+        }
         let call = self.call::<()>(
             Method::GET,
             "/apps/{appId}/webhooks",
@@ -493,6 +636,9 @@ impl SmoochClient {
     }
 
     pub async fn get_webhook(&self, app_id: &str, webhook_id: &str) -> Result<Webhook> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::get_webhook(self, app_id, webhook_id).await;
+        }
         let call = self.call::<()>(
             Method::GET,
             "/apps/{appId}/webhooks/{webhookId}",
@@ -507,6 +653,9 @@ impl SmoochClient {
         webhook_id: &str,
         params: &WebhookParams,
     ) -> Result<Webhook> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::update_webhook(self, app_id, webhook_id, params).await;
+        }
         let mut call = self.call(
             Method::PUT,
             "/apps/{appId}/webhooks/{webhookId}",
@@ -517,6 +666,9 @@ impl SmoochClient {
     }
 
     pub async fn delete_webhook(&self, app_id: &str, webhook_id: &str) -> Result<()> {
+        if self.version() == ApiVersion::V2 {
+            return crate::v2::delete_webhook(self, app_id, webhook_id).await;
+        }
         let call = self.call::<()>(
             Method::DELETE,
             "/apps/{appId}/webhooks/{webhookId}",
@@ -569,8 +721,15 @@ fn api_error(
     body: &[u8],
     retry_after: Option<Duration>,
 ) -> SmoochError {
+    // v1: `{"error": {code, description}}`; v2: `{"errors": [{code, title}]}`.
+    let v2_first = || {
+        serde_json::from_slice::<crate::v2::ErrorsBody>(body)
+            .ok()
+            .and_then(|b| b.errors.into_iter().next())
+    };
     let (code, description) = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(b) => (b.error.code, b.error.description),
+        Err(_) if let Some(e) = v2_first() => (e.code, e.title),
         Err(_) => (
             status
                 .canonical_reason()

@@ -38,6 +38,8 @@ pub enum SmoochError {
     Credentials(#[from] JwtError),
     #[error("invalid Smooch base URL {0:?}")]
     BaseUrl(String),
+    #[error("the configured Smooch API version has no {operation}")]
+    Unsupported { operation: &'static str },
 }
 
 impl SmoochError {
@@ -56,7 +58,9 @@ impl SmoochError {
             SmoochError::Api { status, .. } => *status == 429 || *status >= 500,
             SmoochError::Timeout { .. } | SmoochError::Connect { .. } => true,
             SmoochError::Decode { status, .. } => *status >= 500,
-            SmoochError::Credentials(_) | SmoochError::BaseUrl(_) => false,
+            SmoochError::Credentials(_)
+            | SmoochError::BaseUrl(_)
+            | SmoochError::Unsupported { .. } => false,
         }
     }
 
@@ -83,6 +87,7 @@ impl SmoochError {
             SmoochError::Decode { .. } => "bad_response",
             SmoochError::Credentials(_) => "bad_credentials",
             SmoochError::BaseUrl(_) => "bad_base_url",
+            SmoochError::Unsupported { .. } => "unsupported",
         }
     }
 }

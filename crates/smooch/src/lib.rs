@@ -5,7 +5,8 @@ pub mod error;
 pub mod jwt;
 pub mod models;
 pub mod sensitive;
+mod v2;
 
-pub use client::{CallObserver, Credentials, SmoochClient, Transport, TransportConfig};
+pub use client::{ApiVersion, CallObserver, Credentials, SmoochClient, Transport, TransportConfig};
 pub use error::SmoochError;
 pub use sensitive::Sensitive;

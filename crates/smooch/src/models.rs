@@ -30,7 +30,10 @@ pub struct AppSettings {
 pub struct App {
     #[serde(rename = "_id")]
     pub id: String,
-    pub app_token: Sensitive,
+    /// v1 only: v2 apps have no app token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_token: Option<Sensitive>,
+    /// v1's `name`, v2's `displayName`.
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<AppSettings>,
@@ -168,6 +171,19 @@ pub struct Webhook {
     pub include_client: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_full_app_user: Option<bool>,
+    /// v2 only: the custom integration that holds this webhook (v2 has no
+    /// webhook outside one). Not part of v1's wire format.
+    #[serde(skip)]
+    pub integration_id: Option<String>,
+}
+
+impl Webhook {
+    /// The id the client's get, update and delete calls take: the
+    /// webhook's own id under v1, the id of the custom integration that
+    /// holds it under v2 (deleting that integration deletes the webhook).
+    pub fn handle(&self) -> &str {
+        self.integration_id.as_deref().unwrap_or(&self.id)
+    }
 }
 
 /// Body of `POST .../webhooks` (target required) and `PUT .../webhooks/{id}`.
@@ -198,6 +214,23 @@ pub const WEBHOOK_TRIGGERS: &[&str] = &[
     "typing:appMaker",
     "*",
 ];
+
+/// v2 trigger names for the v1 ones that have an equivalent (v2 names
+/// conversation events `conversation:*`); `None` for `*`, which v2 has no
+/// equivalent of.
+pub fn v2_trigger(v1: &str) -> Option<&'static str> {
+    Some(match v1 {
+        "message" | "message:appUser" | "message:appMaker" => "conversation:message",
+        "postback" => "conversation:postback",
+        "conversation:start" => "conversation:create",
+        "conversation:read" => "conversation:read",
+        "merge:appUser" => "user:merge",
+        "delivery:success" => "conversation:message:delivery:channel",
+        "delivery:failure" => "conversation:message:delivery:failure",
+        "typing:appMaker" => "conversation:typing",
+        _ => return None,
+    })
+}
 
 /// Smooch's error body: `{"error": {"code", "description"}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -278,7 +311,7 @@ mod tests {
     fn printing_an_app_hides_its_token() {
         let app = App {
             id: "55c8d9758590aa1900b9b9f6".into(),
-            app_token: "3s58wwlgx8xqbidgyyvzunoyw".into(),
+            app_token: Some("3s58wwlgx8xqbidgyyvzunoyw".into()),
             name: "My App".into(),
             settings: None,
             metadata: None,

@@ -30,7 +30,7 @@ pub async fn create(
     let fields = Fields::new(&body);
     let app = App {
         id: ids::object_id(),
-        app_token: ids::app_token().into(),
+        app_token: Some(ids::app_token().into()),
         name: fields.required_str("name")?,
         settings: settings(&fields)?,
         metadata: metadata(&fields)?,

@@ -29,6 +29,8 @@ pub async fn create(
         version: Some(VERSION.to_owned()),
         include_client: Some(fields.optional_bool("includeClient")?.unwrap_or(false)),
         include_full_app_user: Some(fields.optional_bool("includeFullAppUser")?.unwrap_or(false)),
+
+        integration_id: None,
     };
     state
         .mutate(|store| {
