@@ -17,6 +17,9 @@ started=$SECONDS
 eval "$(hack/controlplane.sh start "$RUN_DIR" --parent-pid $$)"
 echo "test.sh: control plane up in $((SECONDS - started))s (KUBECONFIG=$KUBECONFIG)" >&2
 export PATH="$BIN_DIR:$PATH" SMOOCH_TEST_BIN_DIR="$BIN_DIR"
+# Smooch's official clients (PyPI, npm) for the emulator's contract tests
+# (crates/smooch-emulator/tests/official_clients.rs); cached, no network when warm.
+eval "$(hack/clients.sh)"
 
 # Tests share the control plane; each has its own namespace and emulator.
 # --workspace: every crate's tests (the API crate, the emulator and its

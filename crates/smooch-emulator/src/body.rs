@@ -201,6 +201,15 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An array of anything.
+    pub fn optional_list(&self, field: &str) -> Result<Option<&'a Vec<Value>>, ApiError> {
+        match self.present(field) {
+            None => Ok(None),
+            Some(Value::Array(items)) => Ok(Some(items)),
+            Some(other) => Err(wrong_type(&self.name(field), "an array", other)),
+        }
+    }
+
     /// A list of strings that, when given, is not empty.
     pub fn optional_str_list(&self, field: &str) -> Result<Option<Vec<String>>, ApiError> {
         let name = self.name(field);

@@ -1,5 +1,8 @@
 //! Smooch's error body on every error answer, including the ones axum makes
-//! by itself (unknown path, wrong method, rejected extractors).
+//! by itself (unknown path, wrong method, rejected extractors): v1's
+//! `{"error":{"code","description"}}` everywhere except under `/v2`, where
+//! every error answer (handlers', axum's, injected faults', unknown paths')
+//! gets v2's `{"errors":[{"code","title"}]}`.
 
 use axum::Json;
 use axum::extract::Request;
@@ -19,10 +22,14 @@ pub struct ApiError {
     pub retry_after_secs: Option<u64>,
 }
 
-/// Marks a response whose body is already Smooch's error shape, so that
-/// [`ensure_error_body`] leaves it alone.
-#[derive(Clone, Copy, Debug)]
-struct HasErrorBody;
+/// Marks a response whose body is already Smooch's (v1) error shape, and
+/// keeps its code and description, so that [`ensure_error_body`] leaves it
+/// alone under `/v1` and can re-render it in v2's shape under `/v2`.
+#[derive(Clone, Debug)]
+struct HasErrorBody {
+    code: &'static str,
+    description: String,
+}
 
 impl ApiError {
     pub fn new(status: StatusCode, description: impl Into<String>) -> Self {
@@ -84,6 +91,10 @@ pub fn code_for(status: StatusCode) -> &'static str {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let marker = HasErrorBody {
+            code: self.code,
+            description: self.description.clone(),
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),
@@ -96,15 +107,27 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        response.extensions_mut().insert(HasErrorBody);
+        response.extensions_mut().insert(marker);
         response
     }
+}
+
+/// True for `/v2` and everything below it.
+pub fn is_v2_path(path: &str) -> bool {
+    path == "/v2" || path.starts_with("/v2/")
+}
+
+/// v2's error answer: same status and headers, body
+/// `{"errors":[{"code","title"}]}`.
+fn v2_error_response(status: StatusCode, code: &str, title: String) -> Response {
+    let body = serde_json::json!({"errors": [{"code": code, "title": title}]});
+    (status, Json(body)).into_response()
 }
 
 /// Fallback for paths the emulator does not serve.
 pub async fn unknown_path(request: Request) -> ApiError {
     ApiError::not_found(format!(
-        "No such endpoint: {} {} (the emulator serves apps, keys, integrations and webhooks under /v1 and /v1.1)",
+        "No such endpoint: {} {} (the emulator serves apps, keys, integrations and webhooks under /v1, /v1.1 and /v2)",
         request.method(),
         request.uri().path()
     ))
@@ -118,25 +141,42 @@ pub async fn ensure_error_body(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error())
-        || response.extensions().get::<HasErrorBody>().is_some()
-    {
+    if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let description = match status {
-        StatusCode::METHOD_NOT_ALLOWED => format!("Method {method} is not allowed on {path}"),
-        StatusCode::NOT_FOUND => format!("No such endpoint: {method} {path}"),
-        other => other
-            .canonical_reason()
-            .unwrap_or("Request failed")
-            .to_owned(),
+    let v2 = is_v2_path(&path);
+    let known = response.extensions().get::<HasErrorBody>().cloned();
+    if known.is_some() && !v2 {
+        return response;
+    }
+    let (code, description) = match known {
+        Some(HasErrorBody { code, description }) => (code, description),
+        None => (
+            code_for(status),
+            default_description(status, &method, &path),
+        ),
     };
     let (parts, _) = response.into_parts();
-    let mut rewritten = ApiError::new(status, description).into_response();
+    let mut rewritten = if v2 {
+        v2_error_response(status, code, description)
+    } else {
+        ApiError::new(status, description).into_response()
+    };
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             rewritten.headers_mut().append(name.clone(), value.clone());
         }
     }
     rewritten
+}
+
+fn default_description(status: StatusCode, method: &axum::http::Method, path: &str) -> String {
+    match status {
+        StatusCode::METHOD_NOT_ALLOWED => format!("Method {method} is not allowed on {path}"),
+        StatusCode::NOT_FOUND => format!("No such endpoint: {method} {path}"),
+        other => other
+            .canonical_reason()
+            .unwrap_or("Request failed")
+            .to_owned(),
+    }
 }

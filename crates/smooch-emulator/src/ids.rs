@@ -15,9 +15,33 @@ fn random_from(alphabet: &[u8], len: usize) -> String {
         .collect()
 }
 
-/// App, integration and webhook ids: 24 lowercase hex characters.
+/// App, integration and webhook ids: 24 lowercase hex characters, shaped
+/// like MongoDB ObjectIds as Smooch's are: seconds since the epoch, then a
+/// counter that starts at a random value. So ids made by one process sort
+/// in creation order, which `/v2`'s cursor paging relies on.
 pub fn object_id() -> String {
-    hex::encode(rand::rng().random::<[u8; 12]>())
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: OnceLock<AtomicU64> = OnceLock::new();
+    let counter = COUNTER
+        .get_or_init(|| AtomicU64::new(rand::rng().random::<u64>() >> 8))
+        .fetch_add(1, Ordering::Relaxed);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{:08x}{counter:016x}", secs as u32)
+}
+
+/// An object id derived from the parts (24 lowercase hex characters), for
+/// objects made when an older state file is loaded, so that they keep
+/// their id across restarts until the file is rewritten.
+pub fn derived_object_id(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0xff]);
+    }
+    hex::encode(&hasher.finalize()[..12])
 }
 
 /// Secret key ids: `app_` and 24 hex characters.
@@ -94,6 +118,10 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         );
         assert_ne!(object_id(), object_id());
+        let (a, b) = (object_id(), object_id());
+        assert!(a < b, "{a} then {b}");
+        assert_eq!(derived_object_id(&["x"]).len(), 24);
+        assert_eq!(derived_object_id(&["x"]), derived_object_id(&["x"]));
     }
 
     #[test]

@@ -136,7 +136,7 @@ fn paging(query: Option<&str>) -> Result<(usize, usize), ApiError> {
     Ok((limit, offset))
 }
 
-fn settings(fields: &Fields<'_>) -> Result<Option<AppSettings>, ApiError> {
+pub(super) fn settings(fields: &Fields<'_>) -> Result<Option<AppSettings>, ApiError> {
     let Some(map) = fields.optional_object("settings")? else {
         return Ok(None);
     };
@@ -152,7 +152,7 @@ fn settings(fields: &Fields<'_>) -> Result<Option<AppSettings>, ApiError> {
     }))
 }
 
-fn merge_settings(into: &mut AppSettings, new: AppSettings) {
+pub(super) fn merge_settings(into: &mut AppSettings, new: AppSettings) {
     let AppSettings {
         mask_credit_card_numbers,
         use_animal_names,
@@ -178,7 +178,7 @@ fn merge_settings(into: &mut AppSettings, new: AppSettings) {
 }
 
 /// A flat object of string, number and boolean values.
-fn metadata(fields: &Fields<'_>) -> Result<Option<Metadata>, ApiError> {
+pub(super) fn metadata(fields: &Fields<'_>) -> Result<Option<Metadata>, ApiError> {
     let Some(map) = fields.optional_object("metadata")? else {
         return Ok(None);
     };

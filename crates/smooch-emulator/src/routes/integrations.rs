@@ -39,10 +39,20 @@ pub async fn create(
         kind: params.integration_type(),
         public_fields,
     };
+    // Fields v1 does not answer with but /v2 shows.
+    let extras = match &params {
+        IntegrationParams::Messenger { app_id, .. } => Some(serde_json::json!({"appId": app_id})),
+        _ => None,
+    };
     state
         .mutate(|store| {
             let record = store.app_mut(&target.app_id)?;
             record.integrations.push(integration.clone());
+            if let Some(Value::Object(extras)) = extras {
+                record
+                    .integration_extras
+                    .insert(integration.id.clone(), extras);
+            }
             Ok(())
         })
         .await?;
@@ -138,60 +148,94 @@ fn parse(fields: &Fields<'_>) -> Result<IntegrationParams, ApiError> {
 /// What Smooch would have learned from the channel, made up from the input.
 /// Credentials only feed a hash; none is ever returned.
 fn public_fields(params: &IntegrationParams) -> BTreeMap<String, Value> {
-    let pairs: Vec<(&str, String)> = match params {
+    match params {
         IntegrationParams::Messenger {
             page_access_token,
             app_id,
             ..
-        } => {
-            let token = page_access_token.expose();
-            vec![
-                ("userId", digits(&["messenger-user", app_id, token], 15)),
-                (
-                    "username",
-                    format!("Emulated User {}", hex8(&["messenger-user", token])),
-                ),
-                ("pageId", digits(&["messenger-page", token], 15)),
-            ]
-        }
+        } => messenger_fields(app_id, page_access_token.expose()),
         IntegrationParams::Twilio {
             account_sid,
             phone_number_sid,
             ..
-        } => vec![
-            ("accountSid", account_sid.clone()),
-            ("phoneNumberSid", phone_number_sid.clone()),
-            (
-                "phoneNumber",
-                format!("+1555{}", digits(&["twilio-number", phone_number_sid], 7)),
-            ),
-            (
-                "name",
-                format!(
-                    "Emulated Account {}",
-                    hex8(&["twilio-account", account_sid])
-                ),
-            ),
-        ],
-        IntegrationParams::Telegram { token } => vec![(
-            "username",
-            format!("bot_{}_bot", hex8(&["telegram", token.expose()])),
-        )],
+        } => twilio_fields(account_sid, Some(phone_number_sid)),
+        IntegrationParams::Telegram { token } => telegram_fields(token.expose()),
         IntegrationParams::Line {
             channel_id, mid, ..
-        } => vec![
-            ("mid", mid.clone()),
-            ("channelId", channel_id.clone()),
-            (
-                "botName",
-                format!("Emulated Bot {}", hex8(&["line", channel_id])),
-            ),
-        ],
-    };
+        } => line_fields(Some(channel_id), Some(mid)),
+    }
+}
+
+fn strings(pairs: Vec<(&str, String)>) -> BTreeMap<String, Value> {
     pairs
         .into_iter()
         .map(|(name, value)| (name.to_owned(), Value::String(value)))
         .collect()
+}
+
+/// v1's public messenger fields (`/v2` shows them as `pageId`, `pageName`).
+pub(crate) fn messenger_fields(app_id: &str, page_access_token: &str) -> BTreeMap<String, Value> {
+    strings(vec![
+        (
+            "userId",
+            digits(&["messenger-user", app_id, page_access_token], 15),
+        ),
+        (
+            "username",
+            format!(
+                "Emulated User {}",
+                hex8(&["messenger-user", page_access_token])
+            ),
+        ),
+        ("pageId", digits(&["messenger-page", page_access_token], 15)),
+    ])
+}
+
+/// v1's public twilio fields; `/v2` may give a messaging service instead
+/// of a phone number.
+pub(crate) fn twilio_fields(
+    account_sid: &str,
+    phone_number_sid: Option<&str>,
+) -> BTreeMap<String, Value> {
+    let mut pairs = vec![("accountSid", account_sid.to_owned())];
+    if let Some(phone_number_sid) = phone_number_sid {
+        pairs.push(("phoneNumberSid", phone_number_sid.to_owned()));
+        pairs.push((
+            "phoneNumber",
+            format!("+1555{}", digits(&["twilio-number", phone_number_sid], 7)),
+        ));
+    }
+    pairs.push((
+        "name",
+        format!(
+            "Emulated Account {}",
+            hex8(&["twilio-account", account_sid])
+        ),
+    ));
+    strings(pairs)
+}
+
+pub(crate) fn telegram_fields(token: &str) -> BTreeMap<String, Value> {
+    strings(vec![(
+        "username",
+        format!("bot_{}_bot", hex8(&["telegram", token])),
+    )])
+}
+
+/// v1's public line fields; `/v2` may leave the channel out (and has no `mid`).
+pub(crate) fn line_fields(channel_id: Option<&str>, mid: Option<&str>) -> BTreeMap<String, Value> {
+    let mut pairs = Vec::new();
+    if let Some(mid) = mid {
+        pairs.push(("mid", mid.to_owned()));
+    }
+    if let Some(channel_id) = channel_id {
+        pairs.push(("channelId", channel_id.to_owned()));
+        pairs.push((
+            "botName",
+            format!("Emulated Bot {}", hex8(&["line", channel_id])),
+        ));
+    }
+    strings(pairs)
 }
 
 /// The union of `types` and `type`, comma separated; `None` for no filter.

@@ -1,9 +1,11 @@
-//! The HTTP surface: the Smooch API under `/v1` and `/v1.1`, the admin
-//! endpoints under `/_emulator`, and Smooch's error body on every error.
+//! The HTTP surface: the Smooch API under `/v1` and `/v1.1`, Sunshine
+//! Conversations v2 under `/v2` (same store), the admin endpoints under
+//! `/_emulator`, and the version's error body on every error.
 
 mod apps;
 mod integrations;
 mod keys;
+mod v2;
 mod webhooks;
 
 use super::error::{ensure_error_body, unknown_path};
@@ -21,6 +23,7 @@ pub fn router(state: EmulatorState) -> Router {
     let api = Router::new()
         .nest("/v1", api_routes())
         .nest("/v1.1", api_routes())
+        .nest("/v2", v2::routes())
         .layer(from_fn_with_state(state.clone(), faults::inject))
         .layer(from_fn_with_state(state.clone(), requests::count));
     Router::new()

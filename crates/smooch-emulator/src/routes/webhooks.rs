@@ -1,4 +1,8 @@
 //! `/apps/{appId}/webhooks` (or `/webhooks` with an app token).
+//!
+//! A v1 webhook is a v2 custom integration's webhook: creating one here
+//! creates a custom integration holding it, and deleting it here deletes
+//! that integration too once it holds no webhook (see `store.rs`).
 
 use super::empty_object;
 use crate::auth::AppTarget;
@@ -36,8 +40,7 @@ pub async fn create(
         .mutate(|store| {
             store
                 .app_mut(&target.app_id)?
-                .webhooks
-                .push(webhook.clone());
+                .add_webhook_alone(webhook.clone());
             Ok(())
         })
         .await?;
@@ -111,13 +114,17 @@ pub async fn delete(
 ) -> Result<Json<Value>, ApiError> {
     let webhook_id = target.param("webhookId")?;
     state
-        .mutate(|store| store.app_mut(&target.app_id)?.remove_webhook(webhook_id))
+        .mutate(|store| {
+            store
+                .app_mut(&target.app_id)?
+                .remove_webhook(webhook_id, true)
+        })
         .await?;
     Ok(empty_object())
 }
 
 /// An absolute http or https URL with a host.
-fn checked_target(target: String) -> Result<String, ApiError> {
+pub(super) fn checked_target(target: String) -> Result<String, ApiError> {
     match url::Url::parse(&target) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(target),
         _ => Err(ApiError::bad_request(
