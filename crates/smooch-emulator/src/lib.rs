@@ -6,7 +6,8 @@
 //! [`router`] is the axum router alone, over an [`EmulatorState`] (for tower
 //! tests, or to add a layer of your own, as the operator benchmarks do to
 //! record every request). The behaviour follows
-//! `shared/reference/messaging-inside-api.md` and `smooch-api-facts.md`.
+//! `shared/reference/messaging-inside-api.md` and `smooch-api-facts.md`;
+//! `/v2` follows `shared/reference/sunshine-conversations-v2.md`.
 
 mod admin;
 mod auth;

@@ -25,7 +25,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Serve the Smooch API under /v1 and /v1.1, admin under /_emulator.
+    /// Serve the Smooch API under /v1 and /v1.1 (and v2 under /v2), admin under /_emulator.
     Serve(ServeArgs),
     /// Print a JWT signed with the given key.
     Token(TokenArgs),

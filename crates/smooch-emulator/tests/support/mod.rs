@@ -117,3 +117,34 @@ pub fn assert_error(answer: &Answer, status: u16, code: &str, needle: &str) {
             .starts_with("application/json")
     );
 }
+
+/// Asserts status, v2's exact error shape
+/// (`{"errors":[{"code","title"}]}`), the code, and that the title
+/// contains `needle`.
+pub fn assert_v2_error(answer: &Answer, status: u16, code: &str, needle: &str) {
+    assert_eq!(answer.status, status, "status of {answer:?}");
+    let object = answer
+        .json
+        .as_object()
+        .unwrap_or_else(|| panic!("no JSON object in {answer:?}"));
+    assert_eq!(object.len(), 1, "only `errors`: {answer:?}");
+    let errors = object
+        .get("errors")
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("no errors list in {answer:?}"));
+    assert_eq!(errors.len(), 1, "{answer:?}");
+    let error = errors[0].as_object().expect("error object");
+    assert_eq!(error.len(), 2, "error has code and title only: {answer:?}");
+    assert_eq!(error["code"], code, "{answer:?}");
+    let title = error["title"].as_str().expect("title");
+    assert!(
+        title.contains(needle),
+        "title {title:?} should contain {needle:?}"
+    );
+    assert!(
+        answer.headers[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+}
