@@ -700,7 +700,7 @@ async fn values_schema_rejects_bad_values() {
         (json!({"resyncPeriod": "600"}), "/resyncPeriod"),
         (json!({"smoochUrl": "api.smooch.io"}), "/smoochUrl"),
         (json!({"smoochUrl": "ftp://api.smooch.io"}), "/smoochUrl"),
-        (json!({"smoochApiVersion": "v2"}), "/smoochApiVersion"),
+        (json!({"smoochApiVersion": "v3"}), "/smoochApiVersion"),
         (
             json!({"image": {"pullPolicy": "Sometimes"}}),
             "/image/pullPolicy",
@@ -901,7 +901,7 @@ async fn rendered_manifests_follow_the_values() {
         "rel",
         "ops",
         &json!({
-            "smoochUrl": "https://api.eu-1.smooch.io", "smoochApiVersion": "v1.1",
+            "smoochUrl": "https://api.eu-1.smooch.io", "smoochApiVersion": "v2",
             "credentials": {"existingSecret": "maker-key"}, "watchNamespaces": ["a", "b"],
             "resyncPeriod": "1h", "reconcileConcurrency": 2, "smoochConcurrency": 4,
             "smoochRateLimit": 5, "logLevel": "debug", "logJson": true,
@@ -915,7 +915,7 @@ async fn rendered_manifests_follow_the_values() {
     let env = env_of(&docs);
     for (name, value) in [
         ("SMOOCH_URL", "https://api.eu-1.smooch.io"),
-        ("SMOOCH_API_VERSION", "v1.1"),
+        ("SMOOCH_API_VERSION", "v2"),
         ("SMOOCH_DEFAULT_CREDENTIALS_SECRET", "maker-key"),
         ("WATCH_NAMESPACES", "a,b"),
         ("DEFAULT_CREDENTIALS_NAMESPACES", "a"),

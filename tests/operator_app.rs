@@ -103,3 +103,42 @@ async fn app_default_policy_orphans_the_smooch_app(version: ApiVersion) {
     assert_eq!(h.smooch().get_app(&app_id).await.unwrap().name, "Keep me");
     h.finish().await;
 }
+
+/// v2 takes a `displayName` of at most 100 characters (the CRD allows 256,
+/// which v1 takes): Smooch's 400 and its title reach the condition, nothing
+/// is created, and a shorter name then goes through.
+#[tokio::test]
+async fn under_v2_a_name_smooch_refuses_shows_its_title_and_creates_nothing() {
+    let h = Harness::start_on("v2-name", ApiVersion::V2).await;
+    let long: String = std::iter::repeat_n('n', 101).collect();
+    h.create::<SmoochApp>(json!({
+        "apiVersion": "smooch-operator.io/v1alpha1", "kind": "SmoochApp",
+        "metadata": {"name": "shop"}, "spec": {"name": long, "deletionPolicy": "Delete"}
+    }))
+    .await;
+    let refused = h
+        .wait_for::<SmoochApp>("shop", "refused by Smooch", |a| {
+            condition(a, "Ready").is_some_and(|c| c.1 == "SmoochBadRequest")
+        })
+        .await;
+    let (_, _, message) = condition(&refused, "Ready").unwrap();
+    assert!(
+        message.contains("400") && message.contains("displayName must be at most 100 characters"),
+        "{message}"
+    );
+    assert!(h.smooch().list_all_apps().await.unwrap().is_empty());
+    assert!(h.secret("shop-app").await.is_none());
+
+    h.api::<SmoochApp>()
+        .patch(
+            "shop",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"name": "Shop"}})),
+        )
+        .await
+        .unwrap();
+    let app = h.wait_ready::<SmoochApp>("shop").await;
+    let app_id = app.status.unwrap().app_id.unwrap();
+    assert_eq!(h.smooch().get_app(&app_id).await.unwrap().name, "Shop");
+    h.finish().await;
+}

@@ -12,7 +12,12 @@ use smooch_operator::resources::{SmoochApp, SmoochIntegration, SmoochKey, Smooch
 use smooch_operator::smooch::models::AppParams;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use support::{CREDENTIALS_SECRET, Harness, OperatorOptions, condition, secret_value};
+use support::{ApiVersion, CREDENTIALS_SECRET, Harness, OperatorOptions, condition, secret_value};
+
+support::for_each_api_version!(
+    rejected_app_maker_credentials_show_in_the_condition_without_a_hot_loop,
+    applying_everything_at_once_makes_no_redundant_smooch_calls,
+);
 
 fn app(name: &str) -> serde_json::Value {
     json!({
@@ -227,9 +232,10 @@ async fn default_credentials_in_the_operator_namespace_are_watched_too() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn rejected_app_maker_credentials_show_in_the_condition_without_a_hot_loop() {
-    let h = Harness::start("badcreds").await;
+async fn rejected_app_maker_credentials_show_in_the_condition_without_a_hot_loop(
+    version: ApiVersion,
+) {
+    let h = Harness::start_on("badcreds", version).await;
     h.put_secret(
         CREDENTIALS_SECRET,
         &[
@@ -252,6 +258,27 @@ async fn rejected_app_maker_credentials_show_in_the_condition_without_a_hot_loop
     // 401 and stops. No retry before the (5 minute) permanent-error delay.
     let calls = h.requests().total;
     assert!(calls <= 2, "{calls} calls in 3 s: hot loop");
+    // Smooch's own words (v1's description, v2's title) reach the message.
+    let smooch_said = match support::emulator::app_maker_client(
+        h.emulator.base_url(),
+        h.emulator.maker_key_id(),
+        &"not-the-secret".into(),
+        smooch::TransportConfig {
+            api_version: version.prefix().into(),
+            max_retries: 0,
+            ..Default::default()
+        },
+    )
+    .list_all_apps()
+    .await
+    {
+        Err(smooch::SmoochError::Api { description, .. }) => description,
+        other => panic!("a bad secret was not refused: {other:?}"),
+    };
+    assert!(
+        message.contains(&smooch_said),
+        "{message:?} lacks {smooch_said:?}"
+    );
     h.finish().await;
 }
 
@@ -447,10 +474,9 @@ async fn transient_smooch_failures_are_retried_until_everything_converges() {
 /// crash-safe lookups cost one list of apps in all, one list of keys per
 /// key and one list of integrations per integration; nothing is created
 /// twice; the dependents' wait for their app writes no event.
-#[tokio::test]
-async fn applying_everything_at_once_makes_no_redundant_smooch_calls() {
+async fn applying_everything_at_once_makes_no_redundant_smooch_calls(version: ApiVersion) {
     const N: u64 = 8;
-    let h = Harness::start("at-once").await;
+    let h = Harness::start_on("at-once", version).await;
     h.put_secret("telegram", &[("token", "1:abc")]).await;
     for i in 0..N {
         h.create::<SmoochApp>(app(&format!("app-{i}"))).await;
@@ -476,25 +502,30 @@ async fn applying_everything_at_once_makes_no_redundant_smooch_calls() {
     // Let trailing reconciles (woken by our own Secret writes) finish.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let routes = h.requests().routes;
-    let count = |route: &str| routes.get(route).copied().unwrap_or(0);
+    let count = |route: &str| routes.get(&h.route(route)).copied().unwrap_or(0);
     let creates = [
-        "POST /v1/apps",
-        "POST /v1/apps/{appId}/keys",
-        "POST /v1/apps/{appId}/integrations",
+        "POST /apps",
+        "POST /apps/{appId}/keys",
+        "POST /apps/{appId}/integrations",
     ];
     for route in creates {
         assert_eq!(count(route), N, "{route}: {routes:?}");
     }
     assert_eq!(
-        count("GET /v1/apps"),
+        count("GET /apps"),
         1,
         "one walk of the app list: {routes:?}"
     );
-    assert_eq!(count("GET /v1/apps/{appId}/keys"), N, "{routes:?}");
-    assert_eq!(count("GET /v1/apps/{appId}/integrations"), N, "{routes:?}");
+    assert_eq!(count("GET /apps/{appId}/keys"), N, "{routes:?}");
+    assert_eq!(count("GET /apps/{appId}/integrations"), N, "{routes:?}");
+    // v2 has no JWT endpoint: the operator signs the app JWT itself.
+    let jwts = match version {
+        ApiVersion::V1 => N,
+        ApiVersion::V2 => 0,
+    };
     assert_eq!(
-        count("GET /v1/apps/{appId}/keys/{keyId}/jwt"),
-        N,
+        count("GET /apps/{appId}/keys/{keyId}/jwt"),
+        jwts,
         "{routes:?}"
     );
     // The crash-safe minimum is 6N + 1 (our own Secret writes wake no

@@ -7,7 +7,11 @@ use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::json;
 use smooch_operator::resources::SmoochApp;
 use std::time::{Duration, Instant};
-use support::Harness;
+use support::{ApiVersion, Harness};
+
+support::for_each_api_version!(
+    killed_between_create_and_status_the_operator_finds_its_app_instead_of_duplicating
+);
 
 fn app(name: &str) -> serde_json::Value {
     json!({"apiVersion": "smooch-operator.io/v1alpha1", "kind": "SmoochApp",
@@ -239,9 +243,10 @@ async fn tagged_apps(smooch: &smooch_operator::smooch::SmoochClient, uid: &str) 
         .count()
 }
 
-#[tokio::test]
-async fn killed_between_create_and_status_the_operator_finds_its_app_instead_of_duplicating() {
-    let h = Harness::without_operator("crash").await;
+async fn killed_between_create_and_status_the_operator_finds_its_app_instead_of_duplicating(
+    version: ApiVersion,
+) {
+    let h = Harness::without_operator_on("crash", version).await;
     let smooch = h.smooch();
     let mut hits = 0;
     for attempt in 0..8 {

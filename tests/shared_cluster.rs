@@ -17,7 +17,9 @@ use smooch_operator::smooch::jwt;
 use smooch_operator::smooch::models::AppParams;
 use std::fmt::Debug;
 use std::time::Duration;
-use support::{CREDENTIALS_SECRET, Harness, OperatorOptions, condition, secret_value};
+use support::{ApiVersion, CREDENTIALS_SECRET, Harness, OperatorOptions, condition, secret_value};
+
+support::for_each_api_version!(names_of_any_length_kubernetes_accepts_become_ready);
 
 fn app(name: &str, policy: &str) -> serde_json::Value {
     json!({
@@ -360,9 +362,10 @@ async fn what_was_created_before_a_later_step_failed_is_recorded_and_deleted_wit
     h.finish().await;
 }
 
-#[tokio::test]
-async fn names_of_any_length_kubernetes_accepts_become_ready() {
-    let h = Harness::start("longname").await;
+/// Under v2 also the key's Smooch name: a `displayName` takes at most 100
+/// characters, and the key's is the resource name plus its uid tag.
+async fn names_of_any_length_kubernetes_accepts_become_ready(version: ApiVersion) {
+    let h = Harness::start_on("longname", version).await;
     h.put_secret("telegram", &[("token", "123456:ABC-DEF")])
         .await;
     // 253 characters, the most Kubernetes accepts, in dotted segments.
@@ -378,7 +381,12 @@ async fn names_of_any_length_kubernetes_accepts_become_ready() {
     };
     let (app_name, key_name, hook_name, int_name) = (long('a'), long('k'), long('w'), long('i'));
     assert_eq!(app_name.len(), 253);
-    h.create::<SmoochApp>(app(&app_name, "Delete")).await;
+    let mut app_manifest = app(&app_name, "Delete");
+    if version == ApiVersion::V2 {
+        // The app's own name in Smooch is the user's choice: v2's limit.
+        app_manifest["spec"]["name"] = json!(app_name[..100]);
+    }
+    h.create::<SmoochApp>(app_manifest).await;
     h.create::<SmoochKey>(key(&key_name, &app_name)).await;
     h.create::<SmoochWebhook>(webhook(&hook_name, &app_name))
         .await;
@@ -398,6 +406,25 @@ async fn names_of_any_length_kubernetes_accepts_become_ready() {
         let labels = secret.labels();
         let owner = &labels["smooch-operator.io/owner-name"];
         assert!(owner.len() <= 63, "{owner}");
+    }
+    let app_id = h
+        .api::<SmoochApp>()
+        .get(&app_name)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .app_id
+        .unwrap();
+    let keys = h.smooch().list_keys(&app_id).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(
+        keys[0].name.starts_with("kkkk") && keys[0].name.len() <= 290,
+        "{}",
+        keys[0].name
+    );
+    if version == ApiVersion::V2 {
+        assert_eq!(keys[0].name.chars().count(), 100, "{}", keys[0].name);
     }
     h.finish().await;
 }

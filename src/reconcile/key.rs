@@ -5,9 +5,9 @@ use super::app::{AppConnection, connect_dependent, connect_dependent_for_cleanup
 use super::secrets::value_of;
 use super::{Context, Managed, Observation, Origin};
 use crate::resources::{CommonStatus, DeletionPolicy, SecretTemplate, SmoochKey};
-use crate::smooch::Sensitive;
 use crate::smooch::jwt;
 use crate::smooch::models::SecretKey;
+use crate::smooch::{ApiVersion, Sensitive};
 use crate::{Error, Result};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
@@ -15,6 +15,9 @@ use kube::ResourceExt;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// Longest `displayName` v2 takes.
+const V2_DISPLAY_NAME_MAX: usize = 100;
 
 /// The key in use, and the one it replaced while the overlap lasts.
 pub struct KeyState {
@@ -42,9 +45,21 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 impl SmoochKey {
-    fn smooch_name(&self) -> String {
+    /// The key's name in Smooch: the spec's (or the resource's) name, then
+    /// this resource's uid as the tag that finds it again after a crash.
+    /// v2 caps a `displayName` at 100 characters: the name part is cut so
+    /// that the tag always fits.
+    fn smooch_name(&self, version: ApiVersion) -> String {
         let base = self.spec.name.clone().unwrap_or_else(|| self.name_any());
-        format!("{base}.{}", self.uid().unwrap_or_default())
+        let tag = self.uid().unwrap_or_default();
+        let base: String = match version {
+            ApiVersion::V1 => base,
+            ApiVersion::V2 => {
+                let room = V2_DISPLAY_NAME_MAX.saturating_sub(tag.chars().count() + 1);
+                base.chars().take(room).collect()
+            }
+        };
+        format!("{base}.{tag}")
     }
 
     /// (every, overlap) when rotation is configured.
@@ -185,7 +200,7 @@ impl Managed for SmoochKey {
     }
 
     async fn find_created(&self, conn: &AppConnection, _: &Context) -> Result<Option<KeyState>> {
-        let name = self.smooch_name();
+        let name = self.smooch_name(conn.client.version());
         let keys = conn.client.list_keys(&conn.app_id).await?;
         // Smooch lists keys oldest first; after a rotation the newest is current.
         Ok(keys
@@ -202,7 +217,7 @@ impl Managed for SmoochKey {
     async fn create(&self, conn: &AppConnection, _: &Context) -> Result<KeyState> {
         let key = conn
             .client
-            .create_key(&conn.app_id, &self.smooch_name())
+            .create_key(&conn.app_id, &self.smooch_name(conn.client.version()))
             .await?;
         Ok(KeyState {
             key,
@@ -227,7 +242,7 @@ impl Managed for SmoochKey {
         }
         let key = conn
             .client
-            .create_key(&conn.app_id, &self.smooch_name())
+            .create_key(&conn.app_id, &self.smooch_name(conn.client.version()))
             .await?;
         let now = Timestamp::now();
         let expires = now
@@ -266,7 +281,7 @@ impl Managed for SmoochKey {
         // previous were left by an interrupted rotation or create.
         // (Not after a create: the lookup just before it found none.)
         if matches!(origin, Origin::Adopted | Origin::Recovered) || previous.is_some() {
-            let name = self.smooch_name();
+            let name = self.smooch_name(conn.client.version());
             let keep = [
                 Some(state.key.id.as_str()),
                 previous.as_ref().map(|p| p.0.as_str()),

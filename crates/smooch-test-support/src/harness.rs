@@ -436,7 +436,7 @@ impl Drop for OperatorProcess {
 
 impl Harness {
     /// Starts `target/<profile>/smooch-operator` against this harness's emulator,
-    /// watching the test namespace, with extra flags.
+    /// speaking its API version, watching the test namespace, with extra flags.
     pub fn spawn_operator_process(&self, name: &str, extra: &[&str]) -> OperatorProcess {
         let log = std::env::temp_dir().join(format!("{}-{name}.log", self.ns));
         let out = std::fs::File::create(&log).expect("log file");
@@ -444,6 +444,8 @@ impl Harness {
             .args([
                 "--smooch-url",
                 self.emulator.base_url(),
+                "--smooch-api-version",
+                self.api_version.prefix(),
                 "--operator-namespace",
                 &self.ns,
                 "--watch-namespaces",

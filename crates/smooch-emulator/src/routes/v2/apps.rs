@@ -77,7 +77,7 @@ pub async fn create(
     let (v1_settings, extra_settings) = all_settings(&fields)?;
     let app = App {
         id: ids::object_id(),
-        app_token: ids::app_token().into(),
+        app_token: Some(ids::app_token().into()),
         name,
         settings: v1_settings,
         metadata: metadata(&fields)?,

@@ -511,6 +511,8 @@ fn new_webhook(fields: &Fields<'_>) -> Result<Webhook, ApiError> {
         version: Some(V2_WEBHOOK_VERSION.to_owned()),
         include_client: Some(fields.optional_bool("includeFullSource")?.unwrap_or(false)),
         include_full_app_user: Some(fields.optional_bool("includeFullUser")?.unwrap_or(false)),
+        // The store keeps the owning integration itself (see store.rs).
+        integration_id: None,
     })
 }
 
