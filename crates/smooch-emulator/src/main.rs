@@ -188,7 +188,7 @@ fn print_banner(running: &RunningEmulator) {
     let url = running.base_url();
     let token = running.app_maker_token();
     println!(
-        "smooch-emulator listening on {url} (API under /v1 and /v1.1, admin under /_emulator)"
+        "smooch-emulator listening on {url} (API under /v1, /v1.1 and /v2, admin under /_emulator)"
     );
     println!("app-maker key id: {}", running.maker_key_id());
     match running.maker_key_source() {
