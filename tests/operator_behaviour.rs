@@ -366,9 +366,14 @@ async fn resyncs_with_nothing_to_change_write_nothing() {
     let before = versions(&h).await;
     let writes_before = h.requests().writes;
     let reads_before = h.requests().reads;
+    let gets_before = h.operator_gets.load(std::sync::atomic::Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(4)).await;
+    let gets = h.operator_gets.load(std::sync::atomic::Ordering::Relaxed) - gets_before;
     let after = versions(&h).await;
     let requests = h.requests();
+    // About 12 re-checks (3 resources, every second): they read Kubernetes
+    // from the watch caches, not the API server.
+    assert!(gets <= 1, "{gets} Kubernetes GETs during no-op resyncs");
     assert!(requests.reads > reads_before, "resyncs did observe Smooch");
     assert_eq!(
         requests.writes, writes_before,

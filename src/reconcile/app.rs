@@ -1,6 +1,7 @@
 //! SmoochApp adapter: a Smooch app, tagged in its metadata with the
 //! resource's uid so a crash between create and status cannot duplicate it.
 
+use super::cache::Reads;
 use super::credentials::{self, client_for};
 use super::status::{READY, is_true};
 use super::{Context, Managed, Observation, Origin};
@@ -181,8 +182,8 @@ impl Managed for SmoochApp {
 
     /// Also keeps this app's own credentials Secret (if it has one) from
     /// going away while the app may need it, and lets go of a previous one.
-    async fn connect(&self, ctx: &Context) -> Result<SmoochClient> {
-        let (client, secret) = credentials::read_for(self, ctx).await?;
+    async fn connect(&self, ctx: &Context, reads: Reads) -> Result<SmoochClient> {
+        let (client, secret) = credentials::read_for(self, ctx, reads).await?;
         let namespace = self.namespace().unwrap_or_default();
         let uid = self.uid().unwrap_or_default();
         let current = self.spec.credentials_secret_ref.as_ref().map(|r| &r.name);
@@ -236,7 +237,7 @@ impl Managed for SmoochApp {
     }
 
     async fn connect_for_cleanup(&self, ctx: &Context) -> Result<Option<SmoochClient>> {
-        client_for(self, ctx).await.map(Some)
+        client_for(self, ctx, Reads::Fresh).await.map(Some)
     }
 
     async fn observe(&self, client: &SmoochClient, id: &str) -> Result<Option<App>> {
@@ -353,28 +354,48 @@ pub struct AppConnection {
     pub app_id: String,
 }
 
-/// Resolves the SmoochApp a dependent names; waits until it is Ready.
+/// Whether a dependent may use `app` now: Ready, with an id, not being
+/// deleted.
+fn usable(app: &SmoochApp) -> Option<String> {
+    let status = app.status.as_ref()?;
+    let ready = is_true(&status.common.conditions, READY);
+    (ready && app.metadata.deletion_timestamp.is_none())
+        .then(|| status.app_id.clone())
+        .flatten()
+}
+
+/// Resolves the SmoochApp a dependent names; waits until it is Ready. A
+/// re-check takes a usable app from the SmoochApp cache; anything else
+/// (not cached, not usable there, a fresh decision) reads the API server.
 pub async fn connect_dependent(
     namespace: &str,
     app_name: &str,
     ctx: &Context,
+    reads: Reads,
 ) -> Result<AppConnection> {
-    let apps: Api<SmoochApp> = Api::namespaced(ctx.client.clone(), namespace);
-    let app = apps
-        .get_opt(app_name)
-        .await?
-        .ok_or_else(|| Error::Waiting {
-            reason: "AppNotFound",
-            message: format!("SmoochApp {app_name} does not exist in namespace {namespace}"),
-        })?;
-    let ready = app
-        .status
-        .as_ref()
-        .is_some_and(|s| is_true(&s.common.conditions, READY));
-    let app_id = app.status.as_ref().and_then(|s| s.app_id.clone());
-    match app_id {
-        Some(app_id) if ready && app.metadata.deletion_timestamp.is_none() => Ok(AppConnection {
-            client: client_for(&app, ctx).await?,
+    let cached = (reads == Reads::Cached)
+        .then(|| ctx.caches.app(namespace, app_name))
+        .flatten()
+        .filter(|a| usable(a).is_some());
+    let app = match cached {
+        Some(app) => app,
+        None => {
+            let apps: Api<SmoochApp> = Api::namespaced(ctx.client.clone(), namespace);
+            let app = apps
+                .get_opt(app_name)
+                .await?
+                .ok_or_else(|| Error::Waiting {
+                    reason: "AppNotFound",
+                    message: format!(
+                        "SmoochApp {app_name} does not exist in namespace {namespace}"
+                    ),
+                })?;
+            std::sync::Arc::new(app)
+        }
+    };
+    match usable(&app) {
+        Some(app_id) => Ok(AppConnection {
+            client: client_for(&app, ctx, reads).await?,
             app_id,
         }),
         _ => Err(Error::Waiting {
@@ -407,7 +428,7 @@ pub async fn connect_dependent_for_cleanup(
     // Without its SmoochApp, the operator's default credentials are the
     // only ones it may use.
     let client = match &app {
-        Some(app) => client_for(app, ctx).await?,
+        Some(app) => client_for(app, ctx, Reads::Fresh).await?,
         None => credentials::default_client(namespace, ctx).await?,
     };
     Ok(Some(AppConnection { client, app_id }))

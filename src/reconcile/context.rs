@@ -90,6 +90,8 @@ pub struct Context {
     pub app_index: super::app::AppIndex,
     /// Held from an adoption's ownership check until its id is recorded.
     pub adoption: tokio::sync::Mutex<()>,
+    /// Watch caches a re-check reads from (see `cache.rs`).
+    pub caches: super::cache::Caches,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -113,6 +115,7 @@ impl Context {
             metrics,
             app_index: Default::default(),
             adoption: Default::default(),
+            caches: Default::default(),
             failures: Mutex::new(HashMap::new()),
         }
     }

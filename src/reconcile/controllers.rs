@@ -1,6 +1,7 @@
 //! Wires one kube-runtime Controller per kind: what each watches and which
 //! resources a change of a Secret or a SmoochApp wakes up.
 
+use super::cache::Coverage;
 use super::credentials;
 use super::{Context, Managed, error_policy, reconcile};
 use crate::resources::{
@@ -31,6 +32,14 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The one namespace of a namespaced scope.
+    fn namespace(&self) -> Option<String> {
+        match self {
+            Scope::All => None,
+            Scope::Namespace(ns) => Some(ns.clone()),
+        }
+    }
+
     fn api<K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>>(
         &self,
         client: &kube::Client,
@@ -146,28 +155,58 @@ fn owned_secrets(
 {
     let api: Api<PartialObjectMeta<Secret>> = scope.api(&ctx.client);
     let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{OWNER_KIND_LABEL}={kind}");
+    let (reader, writer) = reflector::store();
+    ctx.caches.add_secret_store(
+        Coverage {
+            namespace: scope.namespace(),
+            labels: vec![
+                (MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into()),
+                (OWNER_KIND_LABEL.into(), kind.into()),
+            ],
+            name: None,
+        },
+        reader,
+    );
     // Our own writes do not wake the owner (it just wrote what it wanted);
-    // edits by anyone else and deletions do (drift repair).
-    paced(watcher(api, watcher::Config::default().labels(&selector))).filter_map(|event| {
-        future::ready(match event {
-            Ok(watcher::Event::Apply(s)) if super::secrets::written_last_by_us(&s.metadata) => None,
-            Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => Some(Ok(s)),
-            Ok(watcher::Event::Delete(s)) => Some(Ok(s)),
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-            Err(e) => Some(Err(e)),
+    // edits by anyone else and deletions do (drift repair). The cache is
+    // updated first, so the reconcile reads the Secret as it is now.
+    paced(watcher(api, watcher::Config::default().labels(&selector)))
+        .reflect(writer)
+        .filter_map(|event| {
+            future::ready(match event {
+                Ok(watcher::Event::Apply(s)) if super::secrets::written_last_by_us(&s.metadata) => {
+                    None
+                }
+                Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => Some(Ok(s)),
+                Ok(watcher::Event::Delete(s)) => Some(Ok(s)),
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+                Err(e) => Some(Err(e)),
+            })
         })
-    })
 }
 
+/// Every Secret's metadata (credentials and channel tokens are users'
+/// Secrets), cached for [`super::cache::Caches`] before it wakes anyone.
 fn all_secrets(
     scope: &Scope,
     ctx: &Context,
 ) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
 {
+    let (reader, writer) = reflector::store();
+    ctx.caches.add_secret_store(
+        Coverage {
+            namespace: scope.namespace(),
+            labels: Vec::new(),
+            name: None,
+        },
+        reader,
+    );
     paced(watcher(
         scope.api::<PartialObjectMeta<Secret>>(&ctx.client),
         watcher::Config::default(),
     ))
+    .modify(|s| s.metadata.managed_fields = None)
+    .reflect(writer)
     .touched_objects()
 }
 
@@ -209,7 +248,19 @@ fn default_credentials(
     let api: Api<PartialObjectMeta<Secret>> =
         Api::namespaced(ctx.client.clone(), &settings.operator_namespace);
     let selector = format!("metadata.name={}", settings.default_credentials_secret);
-    paced(watcher(api, watcher::Config::default().fields(&selector))).touched_objects()
+    let (reader, writer) = reflector::store();
+    ctx.caches.add_secret_store(
+        Coverage {
+            namespace: Some(settings.operator_namespace.clone()),
+            labels: Vec::new(),
+            name: Some(settings.default_credentials_secret.clone()),
+        },
+        reader,
+    );
+    paced(watcher(api, watcher::Config::default().fields(&selector)))
+        .modify(|s| s.metadata.managed_fields = None)
+        .reflect(writer)
+        .touched_objects()
 }
 
 /// The primary stream of a kind, cached in a store, filtered to changes that matter.
@@ -236,6 +287,8 @@ fn primary<K: Managed>(
             readiness.synced();
         }
     })
+    // Nothing reads who wrote which field of our own resources.
+    .modify(|o| o.meta_mut().managed_fields = None)
     .reflect(writer)
     .applied_objects()
     .predicate_filter(reconcile_worthy::<K>, Default::default());
@@ -299,6 +352,7 @@ pub async fn run(
         // SmoochApp: owns its Secret; wakes on its credentials Secret.
         let (reader, stream) = primary::<SmoochApp>(&scope, &ctx, readiness.clone());
         sample_queue_depth(&scope, reader.clone(), ctx.clone());
+        ctx.caches.add_app_store(reader.clone());
         let users_of_credentials = {
             let store = reader.clone();
             let ctx = ctx.clone();

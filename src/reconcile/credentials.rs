@@ -4,6 +4,7 @@
 //! references carry a name only.
 
 use super::Context;
+use super::cache::Reads;
 use super::secrets::value_of;
 use crate::resources::{GROUP, SmoochApp};
 use crate::smooch::{Credentials, Sensitive, SmoochClient};
@@ -30,18 +31,22 @@ pub fn source_of(app: &SmoochApp, ctx: &Context) -> (String, String) {
 }
 
 /// A Smooch client for the app's app-maker credentials.
-pub async fn client_for(app: &SmoochApp, ctx: &Context) -> Result<SmoochClient> {
-    Ok(read_for(app, ctx).await?.0)
+pub async fn client_for(app: &SmoochApp, ctx: &Context, reads: Reads) -> Result<SmoochClient> {
+    Ok(read_for(app, ctx, reads).await?.0)
 }
 
 /// The app's client and the credentials Secret it came from.
-pub async fn read_for(app: &SmoochApp, ctx: &Context) -> Result<(SmoochClient, Secret)> {
+pub async fn read_for(
+    app: &SmoochApp,
+    ctx: &Context,
+    reads: Reads,
+) -> Result<(SmoochClient, Secret)> {
     let namespace = app.namespace().unwrap_or_default();
     if app.spec.credentials_secret_ref.is_none() {
         ensure_default_allowed(&namespace, ctx)?;
     }
     let (namespace, name) = source_of(app, ctx);
-    client_from_secret(&namespace, &name, ctx).await
+    client_from_secret(&namespace, &name, ctx, reads).await
 }
 
 /// A Smooch client for the operator's default app-maker credentials, for
@@ -53,6 +58,7 @@ pub async fn default_client(namespace: &str, ctx: &Context) -> Result<SmoochClie
         &settings.operator_namespace,
         &settings.default_credentials_secret,
         ctx,
+        Reads::Fresh,
     )
     .await?;
     Ok(client)
@@ -81,12 +87,17 @@ async fn client_from_secret(
     namespace: &str,
     name: &str,
     ctx: &Context,
+    reads: Reads,
 ) -> Result<(SmoochClient, Secret)> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let secret = api.get_opt(name).await?.ok_or_else(|| Error::Waiting {
-        reason: "CredentialsMissing",
-        message: format!("app-maker credentials Secret {namespace}/{name} does not exist"),
-    })?;
+    let secret = ctx
+        .caches
+        .secret(&api, namespace, name, reads)
+        .await?
+        .ok_or_else(|| Error::Waiting {
+            reason: "CredentialsMissing",
+            message: format!("app-maker credentials Secret {namespace}/{name} does not exist"),
+        })?;
     let credentials = parse(&secret).map_err(|problem| Error::Waiting {
         reason: "CredentialsInvalid",
         message: format!("app-maker credentials Secret {namespace}/{name} {problem}"),

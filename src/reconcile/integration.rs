@@ -3,6 +3,7 @@
 //! (delete, then create). What was provisioned is remembered as a hash.
 
 use super::app::{AppConnection, connect_dependent, connect_dependent_for_cleanup};
+use super::cache::Reads;
 use super::secrets::value_of;
 use super::{Context, Managed, Observation, Origin};
 use crate::resources::integration::IntegrationKind;
@@ -52,13 +53,14 @@ impl SmoochIntegration {
     }
 
     /// Builds the create body, reading each credential from its Secret.
-    async fn desired_params(&self, ctx: &Context) -> Result<IntegrationParams> {
+    async fn desired_params(&self, ctx: &Context, reads: Reads) -> Result<IntegrationParams> {
         let ns = self.namespace().unwrap_or_default();
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
         let read = |r: &SecretKeyRef| {
             let secrets = secrets.clone();
             let r = r.clone();
-            async move { read_credential(&secrets, &r).await }
+            let ns = ns.clone();
+            async move { read_credential(ctx, &secrets, &ns, &r, reads).await }
         };
         let s = &self.spec;
         let missing = |block: &str| {
@@ -105,9 +107,16 @@ impl SmoochIntegration {
     }
 }
 
-async fn read_credential(secrets: &Api<Secret>, r: &SecretKeyRef) -> Result<Sensitive> {
-    let secret = secrets
-        .get_opt(&r.name)
+async fn read_credential(
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    namespace: &str,
+    r: &SecretKeyRef,
+    reads: Reads,
+) -> Result<Sensitive> {
+    let secret = ctx
+        .caches
+        .secret(secrets, namespace, &r.name, reads)
         .await?
         .ok_or_else(|| Error::Waiting {
             reason: "CredentialSecretMissing",
@@ -201,14 +210,15 @@ impl Managed for SmoochIntegration {
         fields
     }
 
-    async fn connect(&self, ctx: &Context) -> Result<IntegrationConnection> {
+    async fn connect(&self, ctx: &Context, reads: Reads) -> Result<IntegrationConnection> {
         let app = connect_dependent(
             &self.namespace().unwrap_or_default(),
             &self.spec.app_ref.name,
             ctx,
+            reads,
         )
         .await?;
-        let params = self.desired_params(ctx).await?;
+        let params = self.desired_params(ctx, reads).await?;
         let fingerprint = fingerprint(&app.app_id, &params);
         Ok(IntegrationConnection {
             app,

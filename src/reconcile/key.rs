@@ -2,6 +2,7 @@
 //! so that the operator can find it again, with optional rotation.
 
 use super::app::{AppConnection, connect_dependent, connect_dependent_for_cleanup};
+use super::cache::Reads;
 use super::secrets::value_of;
 use super::{Context, Managed, Observation, Origin};
 use crate::resources::{CommonStatus, DeletionPolicy, SecretTemplate, SmoochKey};
@@ -162,12 +163,13 @@ impl Managed for SmoochKey {
         fields
     }
 
-    async fn connect(&self, ctx: &Context) -> Result<AppConnection> {
+    async fn connect(&self, ctx: &Context, reads: Reads) -> Result<AppConnection> {
         self.rotation()?;
         connect_dependent(
             &self.namespace().unwrap_or_default(),
             &self.spec.app_ref.name,
             ctx,
+            reads,
         )
         .await
     }

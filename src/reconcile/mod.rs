@@ -4,6 +4,7 @@
 //! delete its Smooch object.
 
 pub mod app;
+pub mod cache;
 pub mod context;
 pub mod controllers;
 pub mod credentials;
@@ -20,6 +21,7 @@ use crate::resources::{
 };
 use crate::smooch::Sensitive;
 use crate::{Error, Result};
+use cache::Reads;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{Api, Patch, PatchParams};
@@ -119,7 +121,13 @@ pub trait Managed:
 
     /// Resolves credentials and dependencies; `Error::Waiting` when a
     /// dependency is not ready yet.
-    fn connect(&self, ctx: &Context) -> impl Future<Output = Result<Self::Connection>> + Send;
+    /// `reads` says whether cached reads will do ([`Reads::Cached`]: a
+    /// re-check) or the decision ahead needs fresh ones.
+    fn connect(
+        &self,
+        ctx: &Context,
+        reads: Reads,
+    ) -> impl Future<Output = Result<Self::Connection>> + Send;
     /// Like `connect`, for cleanup: `None` when there is nothing left to
     /// delete (the app is gone, so are its children).
     fn connect_for_cleanup(
@@ -296,10 +304,15 @@ async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<A
         true => Some(ctx.adoption.lock().await),
         false => None,
     };
-    let (obj, conn, external, origin) = loop {
+    let (obj, conn, external, origin, reads) = loop {
         let current = fresh.as_ref().unwrap_or(obj.as_ref());
         let is_fresh = fresh.is_some();
-        let conn = current.connect(ctx).await?;
+        let reads = if is_fresh {
+            Reads::Fresh
+        } else {
+            Reads::Cached
+        };
+        let conn = current.connect(ctx, reads).await?;
         let Some((external, origin)) = obtain(current, &conn, ctx, is_fresh).await? else {
             fresh = Some(api.get(&obj.name_any()).await?);
             continue;
@@ -323,7 +336,7 @@ async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<A
             }
             None => external,
         };
-        break (current, conn, external, origin);
+        break (current, conn, external, origin, reads);
     };
 
     // Record the id the moment the object exists (created, adopted, found
@@ -338,8 +351,9 @@ async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<A
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let secret_name = secret_name(obj);
+    let namespace = obj.namespace().unwrap_or_default();
     let current_secret = match &secret_name {
-        Some(name) => secrets.get_opt(name).await?,
+        Some(name) => ctx.caches.secret(&secrets, &namespace, name, reads).await?,
         None => None,
     };
     let observation = obj
@@ -354,7 +368,8 @@ async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<A
             obj.secret_template(),
             data,
         );
-        if secrets::ensure(&secrets, current_secret, &desired).await? {
+        if let Some(written) = secrets::ensure(&secrets, current_secret, &desired).await? {
+            ctx.caches.remember_secret(&written);
             ctx.metrics.kube_write(K::KIND, "secret");
             ctx.publish(
                 obj,

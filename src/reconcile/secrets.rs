@@ -120,18 +120,18 @@ pub fn value_of(secret: &Secret, key: &str) -> Option<Sensitive> {
     String::from_utf8(bytes.0.clone()).ok().map(Sensitive::from)
 }
 
-/// Writes `desired` unless `existing` already matches. Returns whether it
+/// Writes `desired` unless `existing` already matches. Returns what it
 /// wrote. A Secret of that name owned by anything else is a conflict.
 pub async fn ensure(
     api: &Api<Secret>,
     existing: Option<Secret>,
     desired: &DesiredSecret,
-) -> Result<bool> {
+) -> Result<Option<Secret>> {
     match existing {
         Some(current) if !is_owned_by(&current, &desired.owner.uid) => Err(Error::SecretConflict {
             name: desired.name.clone(),
         }),
-        Some(current) if desired.is_satisfied_by(&current) => Ok(false),
+        Some(current) if desired.is_satisfied_by(&current) => Ok(None),
         Some(current) => {
             let mut updated = current;
             let meta = &mut updated.metadata;
@@ -143,9 +143,10 @@ pub async fn ensure(
                 .extend(desired.annotations.clone());
             updated.data = Some(desired.byte_data());
             updated.string_data = None;
-            api.replace(&desired.name, &write_params(), &updated)
-                .await?;
-            Ok(true)
+            Ok(Some(
+                api.replace(&desired.name, &write_params(), &updated)
+                    .await?,
+            ))
         }
         None => {
             let secret = Secret {
@@ -161,8 +162,7 @@ pub async fn ensure(
                 data: Some(desired.byte_data()),
                 ..Default::default()
             };
-            api.create(&write_params(), &secret).await?;
-            Ok(true)
+            Ok(Some(api.create(&write_params(), &secret).await?))
         }
     }
 }

@@ -2,6 +2,7 @@
 //! update (the webhook and its secret are kept), never a re-create.
 
 use super::app::{AppConnection, connect_dependent, connect_dependent_for_cleanup};
+use super::cache::Reads;
 use super::{Context, Managed, Observation, Origin};
 use crate::Result;
 use crate::resources::webhook::WebhookTrigger;
@@ -117,12 +118,13 @@ impl Managed for SmoochWebhook {
         fields
     }
 
-    async fn connect(&self, ctx: &Context) -> Result<AppConnection> {
+    async fn connect(&self, ctx: &Context, reads: Reads) -> Result<AppConnection> {
         self.check_version(ctx.smooch.version())?;
         connect_dependent(
             &self.namespace().unwrap_or_default(),
             &self.spec.app_ref.name,
             ctx,
+            reads,
         )
         .await
     }

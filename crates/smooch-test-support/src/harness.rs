@@ -17,6 +17,7 @@ use smooch_operator::reconcile::controllers::{self, Readiness, Scope};
 use smooch_operator::reconcile::{Context, Settings};
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -88,6 +89,9 @@ pub struct Harness {
     pub operator: Option<InProcessOperator>,
     /// The Smooch API the operator and [`Harness::smooch`] speak.
     pub api_version: ApiVersion,
+    /// GET requests (reads and lists, not watches) the in-process operator
+    /// sent to the Kubernetes API server, counted on the wire.
+    pub operator_gets: Arc<AtomicU64>,
 }
 
 impl Harness {
@@ -108,6 +112,7 @@ impl Harness {
             emulator,
             operator: None,
             api_version: version,
+            operator_gets: Default::default(),
         };
         harness
             .put_secret(
@@ -177,8 +182,23 @@ impl Harness {
             Some(metrics.clone() as Arc<dyn smooch::CallObserver>),
         )
         .unwrap();
+        // The operator's own client, counting its GETs as they leave.
+        let gets = self.operator_gets.clone();
+        let counting =
+            tower::util::MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
+                let watch = request.uri().query().is_some_and(|q| q.contains("watch="));
+                if request.method() == http::Method::GET && !watch {
+                    gets.fetch_add(1, Ordering::Relaxed);
+                }
+                request
+            });
+        let config = kube::Config::infer().await.expect("kubeconfig");
+        let client = kube::client::ClientBuilder::try_from(config)
+            .expect("client")
+            .with_layer(&counting)
+            .build();
         let ctx = Arc::new(Context::new(
-            self.client.clone(),
+            client,
             transport,
             self.operator_settings(&options),
             metrics.clone(),
