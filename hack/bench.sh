@@ -6,6 +6,9 @@
 #       hack/bench.sh faults --n 100 --runs 3
 #       hack/bench.sh --help            (scenarios and flags)
 #   hack/bench.sh all                   every scenario with the settings of BENCHMARKS.md
+#   hack/bench.sh peer                  side by side with the Go controller-runtime peer
+#       (PEER_DIR, default ../shared/peers/controller-runtime; its bench.sh takes
+#       NS_LIST, RUNS, STEADY_N, WINDOW_S: e.g. NS_LIST=1000 RUNS=3 hack/bench.sh peer)
 #
 # Starts a control plane (hack/controlplane.sh, in a fresh temp dir), builds
 # the operator in release, runs `cargo bench --bench operator -- <args>`
@@ -20,6 +23,18 @@ cd "$ROOT"
 [[ $# -gt 0 ]] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+
+if [[ $1 == peer ]]; then
+  # The peer's own script builds it, starts its control plane (ours,
+  # hack/controlplane.sh) and runs both operators alternately; it expects
+  # our release binaries in $SMOOCH_REPO/target/release.
+  PEER_DIR=${PEER_DIR:-$ROOT/../shared/peers/controller-runtime}
+  [[ -x $PEER_DIR/bench.sh ]] || { echo "bench: no peer at $PEER_DIR (set PEER_DIR)" >&2; exit 1; }
+  cargo build --release --bin smooch-operator --bin smooch-emulator
+  [[ $TARGET == "$ROOT/target" || -e $ROOT/target ]] || ln -s "$TARGET" "$ROOT/target"
+  echo "bench: $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD) load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  SMOOCH_REPO=$ROOT exec "$PEER_DIR/bench.sh"
+fi
 export BENCH_JSON=${BENCH_JSON:-$TARGET/bench/operator.jsonl}
 mkdir -p "$(dirname "$BENCH_JSON")"
 

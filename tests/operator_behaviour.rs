@@ -539,8 +539,29 @@ async fn applying_everything_at_once_makes_no_redundant_smooch_calls(version: Ap
     let total: u64 = routes.values().sum();
     assert!(total <= 6 * N + 1 + N / 2, "{total} calls: {routes:?}");
 
+    // Kubernetes writes, counted on the operator's wire: per app, key and
+    // integration a finalizer and a final status; app and key also record
+    // their id the moment it exists and write a Secret; one event per
+    // create (the Secret written for it in the same event). No status for
+    // dependents waiting seconds for their app, no finalizer patch
+    // repeated on a stale copy. (13N exactly; a status write may repeat
+    // when a reconcile races its own watch event. Before: 16N.)
+    let writes = h.operator_write_count();
+    assert!(
+        writes <= 13 * N + N / 2,
+        "{writes} Kubernetes writes for {N} x 3 resources: {:?}",
+        h.operator_writes.lock().unwrap()
+    );
+
     let reasons = h.event_reasons().await;
-    for unwanted in ["AppNotReady", "Recovered", "FinalizerError"] {
+    let created = reasons.iter().filter(|r| *r == "Created").count() as u64;
+    assert_eq!(created, 3 * N, "{reasons:?}");
+    for unwanted in [
+        "AppNotReady",
+        "Recovered",
+        "FinalizerError",
+        "SecretWritten",
+    ] {
         assert!(
             !reasons.iter().any(|r| r == unwanted),
             "{unwanted} in {reasons:?}"

@@ -94,6 +94,9 @@ pub struct Context {
     pub caches: super::cache::Caches,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
+    /// Uids of objects we added our finalizer to whose cached copy does not
+    /// show it yet.
+    finalizers_added: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Context {
@@ -116,6 +119,7 @@ impl Context {
             app_index: Default::default(),
             adoption: Default::default(),
             caches: Default::default(),
+            finalizers_added: Default::default(),
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -150,6 +154,31 @@ impl Context {
         } else {
             self.metrics.kube_write(K::kind(&()).as_ref(), "event");
         }
+    }
+
+    /// Our finalizer was just added to the object `uid`.
+    pub fn finalizer_added(&self, uid: &str) {
+        self.finalizers_added
+            .lock()
+            .expect("not poisoned")
+            .insert(uid.to_owned());
+    }
+
+    /// Whether we added our finalizer to `uid` and its cached copy has not
+    /// shown it since.
+    pub fn finalizer_added_earlier(&self, uid: &str) -> bool {
+        self.finalizers_added
+            .lock()
+            .expect("not poisoned")
+            .contains(uid)
+    }
+
+    /// The cached copy of `uid` shows our finalizer: the cache caught up.
+    pub fn finalizer_seen(&self, uid: &str) {
+        self.finalizers_added
+            .lock()
+            .expect("not poisoned")
+            .remove(uid);
     }
 
     /// Counts a transient failure of one object; returns how many in a row.

@@ -190,6 +190,9 @@ impl Managed for SmoochIntegration {
     fn status_json(&self) -> Value {
         serde_json::to_value(&self.status).unwrap_or(Value::Null)
     }
+    fn app_name(&self) -> Option<&str> {
+        Some(&self.spec.app_ref.name)
+    }
 
     fn external_id(integration: &Integration) -> String {
         integration.id.clone()

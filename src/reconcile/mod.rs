@@ -103,6 +103,10 @@ pub trait Managed:
     }
     /// Serializes the current status (to compare with the desired one).
     fn status_json(&self) -> Value;
+    /// The SmoochApp a dependent belongs to.
+    fn app_name(&self) -> Option<&str> {
+        None
+    }
 
     /// Smooch's id of an observed object.
     fn external_id(external: &Self::External) -> String;
@@ -235,8 +239,28 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
 
     // The finalizer helper adds ours to a live object and removes it after
     // a cleanup: either is one write (counted when the reconcile succeeds).
-    let has_finalizer = obj.finalizers().iter().any(|f| f == FINALIZER);
-    let finalizer_write = has_finalizer == obj.meta().deletion_timestamp.is_some();
+    // A cached copy without it, after we added it, is behind our own patch
+    // (another event queued this reconcile before the watch delivered it):
+    // the object has it, so go on as the API server has it.
+    let uid = obj.uid().unwrap_or_default();
+    let deleting = obj.meta().deletion_timestamp.is_some();
+    let mut has_finalizer = obj.finalizers().iter().any(|f| f == FINALIZER);
+    let obj = if has_finalizer {
+        ctx.finalizer_seen(&uid);
+        obj
+    } else if !deleting && ctx.finalizer_added_earlier(&uid) {
+        has_finalizer = true;
+        let mut caught_up = (*obj).clone();
+        caught_up
+            .meta_mut()
+            .finalizers
+            .get_or_insert_with(Vec::new)
+            .push(FINALIZER.into());
+        Arc::new(caught_up)
+    } else {
+        obj
+    };
+    let finalizer_write = has_finalizer == deleting;
     let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
         match event {
             Finalizer::Apply(o) => apply(o, &api, &ctx).await,
@@ -263,6 +287,9 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         Ok(action) => {
             if finalizer_write {
                 ctx.metrics.kube_write(K::KIND, "finalizer");
+                if !deleting {
+                    ctx.finalizer_added(&uid);
+                }
             }
             ctx.forget_failures(&obj.uid().unwrap_or_default());
             Ok(action)
@@ -339,52 +366,25 @@ async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<A
         break (current, conn, external, origin, reads);
     };
 
-    // Record the id the moment the object exists (created, adopted, found
-    // again, or replaced by a rotation): whatever fails later (the Secret),
-    // deleting the resource still deletes what was made for it.
-    let newly_obtained = obj.recorded_id() != Some(K::external_id(&external));
-    if newly_obtained && K::SECRET_SUFFIX.is_some() {
-        let fields = obj.status_fields(&conn, &external);
-        write_status(api, obj, &[], Some(fields), None, ctx).await?;
-    }
-
-    let secrets: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let secret_name = secret_name(obj);
-    let namespace = obj.namespace().unwrap_or_default();
-    let current_secret = match &secret_name {
-        Some(name) => ctx.caches.secret(&secrets, &namespace, name, reads).await?,
-        None => None,
+    // One event for a create and the Secret written for it; sent whatever
+    // happens next, so that a create is never left unsaid.
+    let created = matches!(origin, Origin::Created | Origin::Recreated);
+    let outcome = finish_and_write_secret(obj, api, &conn, &external, origin, reads, ctx).await;
+    let wrote = outcome.as_ref().ok().and_then(|(_, wrote)| wrote.clone());
+    let note = match (created, &wrote) {
+        (true, Some(name)) => Some((
+            "Created",
+            format!("Created the Smooch {}; wrote Secret {name}", K::KIND),
+        )),
+        (true, None) => Some(("Created", format!("Created the Smooch {}", K::KIND))),
+        (false, Some(name)) => Some(("SecretWritten", format!("Wrote Secret {name}"))),
+        (false, None) => None,
     };
-    let observation = obj
-        .finish(&conn, &external, origin, current_secret.as_ref())
-        .await?;
-
-    if let (Some(name), Some(data)) = (&secret_name, observation.secret_data.clone()) {
-        let desired = secrets::DesiredSecret::new(
-            K::KIND,
-            owner_reference(obj),
-            name.clone(),
-            obj.secret_template(),
-            data,
-        );
-        if let Some(written) = secrets::ensure(&secrets, current_secret, &desired).await? {
-            ctx.caches.remember_secret(&written);
-            ctx.metrics.kube_write(K::KIND, "secret");
-            ctx.publish(
-                obj,
-                EventType::Normal,
-                "SecretWritten",
-                &format!("Wrote Secret {name}"),
-            )
-            .await;
-        }
-        // A renamed Secret leaves the old one behind; remove it.
-        let previous = obj.common_status().and_then(|s| s.secret_name.clone());
-        if let Some(old) = previous.filter(|old| old != name) {
-            secrets::delete_owned(&secrets, &old, &obj.uid().unwrap_or_default()).await?;
-        }
+    if let Some((reason, note)) = note {
+        ctx.publish(obj, EventType::Normal, reason, &note).await;
     }
+    let (observation, _) = outcome?;
+    let secret_name = secret_name(obj);
 
     let wanted = [
         Wanted::new(
@@ -413,6 +413,62 @@ async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<A
     Ok(Action::requeue(
         observation.requeue_after.map_or(resync, |d| d.min(resync)),
     ))
+}
+
+/// After the Smooch object is there: records its id, has the kind finish
+/// (JWT, stray keys, the Secret's data) and writes the Secret. Returns the
+/// observation and the name of the Secret it wrote, if it wrote one.
+async fn finish_and_write_secret<K: Managed>(
+    obj: &K,
+    api: &Api<K>,
+    conn: &K::Connection,
+    external: &K::External,
+    origin: Origin,
+    reads: Reads,
+    ctx: &Context,
+) -> Result<(Observation, Option<String>)> {
+    // Record the id the moment the object exists (created, adopted, found
+    // again, or replaced by a rotation): whatever fails later (the Secret),
+    // deleting the resource still deletes what was made for it.
+    let newly_obtained = obj.recorded_id() != Some(K::external_id(external));
+    if newly_obtained && K::SECRET_SUFFIX.is_some() {
+        let fields = obj.status_fields(conn, external);
+        write_status(api, obj, &[], Some(fields), None, ctx).await?;
+    }
+
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let secret_name = secret_name(obj);
+    let namespace = obj.namespace().unwrap_or_default();
+    let current_secret = match &secret_name {
+        Some(name) => ctx.caches.secret(&secrets, &namespace, name, reads).await?,
+        None => None,
+    };
+    let observation = obj
+        .finish(conn, external, origin, current_secret.as_ref())
+        .await?;
+    let mut wrote = None;
+
+    if let (Some(name), Some(data)) = (&secret_name, observation.secret_data.clone()) {
+        let desired = secrets::DesiredSecret::new(
+            K::KIND,
+            owner_reference(obj),
+            name.clone(),
+            obj.secret_template(),
+            data,
+        );
+        if let Some(written) = secrets::ensure(&secrets, current_secret, &desired).await? {
+            ctx.caches.remember_secret(&written);
+            ctx.metrics.kube_write(K::KIND, "secret");
+            wrote = Some(name.clone());
+        }
+        // A renamed Secret leaves the old one behind; remove it.
+        let previous = obj.common_status().and_then(|s| s.secret_name.clone());
+        if let Some(old) = previous.filter(|old| old != name) {
+            secrets::delete_owned(&secrets, &old, &obj.uid().unwrap_or_default()).await?;
+        }
+    }
+    Ok((observation, wrote))
 }
 
 /// Finds the external object: by recorded id, by adoption annotation, by
@@ -514,13 +570,8 @@ async fn obtain<K: Managed>(
     } else {
         Origin::Created
     };
-    ctx.publish(
-        obj,
-        EventType::Normal,
-        "Created",
-        &format!("Created the Smooch {}", K::KIND),
-    )
-    .await;
+    // The `Created` event goes out from `apply`, together with the Secret
+    // written for the new object (one event, not two).
     Ok(Some((created, origin)))
 }
 
@@ -710,7 +761,30 @@ async fn report_failure<K: Managed>(api: &Api<K>, obj: &K, err: &Error, ctx: &Co
         wanted.push(Wanted::new(READY, false, reason.clone(), message.clone()));
     }
     let is_new = synced_before.is_none_or(|c| c.reason != reason || c.message != message);
+    // A dependent applied together with its app (`kubectl apply -f dir/`)
+    // waits seconds for it: no status write for that. Its conditions appear
+    // when the app is Ready, or at the next look if it is still waiting.
+    let routine = matches!(root, Error::Waiting { reason, .. } if *reason == APP_NOT_READY);
+    let young = obj
+        .meta()
+        .creation_timestamp
+        .as_ref()
+        .is_some_and(|t| jiff::Timestamp::now().duration_since(t.0) < APP_WAIT_GRACE);
+    let app_starting = || {
+        let app = obj
+            .app_name()
+            .and_then(|name| ctx.caches.app(&obj.namespace().unwrap_or_default(), name));
+        app.is_some_and(|a| {
+            let conditions = a.status.as_ref().map(|s| &s.common.conditions[..]);
+            status::find(conditions.unwrap_or_default(), READY).is_none()
+        })
+    };
+    // Only while the app has not said anything yet: a failing app's
+    // dependents say at once that they wait for it.
+    let quiet_wait =
+        routine && young && status::find(&current.conditions, READY).is_none() && app_starting();
     if obj.meta().deletion_timestamp.is_none()
+        && !quiet_wait
         && let Err(e) = write_status(api, obj, &wanted, None, None, ctx).await
     {
         tracing::warn!(kind = K::KIND, name = %obj.name_any(), error = %e, "could not record failure in status");
@@ -718,7 +792,6 @@ async fn report_failure<K: Managed>(api: &Api<K>, obj: &K, err: &Error, ctx: &Co
     // Waiting for a SmoochApp applied together with this resource is the
     // normal course of `kubectl apply -f dir/`: the condition says it; an
     // event per dependent would be noise.
-    let routine = matches!(root, Error::Waiting { reason, .. } if *reason == APP_NOT_READY);
     if is_new && !routine {
         let event_type = if matches!(root, Error::Waiting { .. }) {
             EventType::Normal
@@ -734,6 +807,10 @@ async fn report_failure<K: Managed>(api: &Api<K>, obj: &K, err: &Error, ctx: &Co
 /// transient ones back off exponentially per object.
 /// `Error::Waiting` reason of a dependent whose SmoochApp is not Ready.
 pub const APP_NOT_READY: &str = "AppNotReady";
+
+/// How long a new dependent may wait for its app before its status says
+/// so (see `report_failure`).
+const APP_WAIT_GRACE: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
 
 /// `Error::Waiting` reason of a SmoochApp whose dependents are being
 /// deleted: they need it (its credentials) for their own cleanup.

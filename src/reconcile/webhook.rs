@@ -103,6 +103,9 @@ impl Managed for SmoochWebhook {
     fn status_json(&self) -> Value {
         serde_json::to_value(&self.status).unwrap_or(Value::Null)
     }
+    fn app_name(&self) -> Option<&str> {
+        Some(&self.spec.app_ref.name)
+    }
 
     fn external_id(hook: &Webhook) -> String {
         hook.handle().to_owned()

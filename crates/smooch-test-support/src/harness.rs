@@ -92,6 +92,33 @@ pub struct Harness {
     /// GET requests (reads and lists, not watches) the in-process operator
     /// sent to the Kubernetes API server, counted on the wire.
     pub operator_gets: Arc<AtomicU64>,
+    /// Its writes (POST, PUT, PATCH, DELETE: statuses, finalizers, Secrets,
+    /// events), counted the same way, per method and resource
+    /// (`PATCH smoochkeys/status`).
+    pub operator_writes: Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
+}
+
+impl Harness {
+    /// How many writes the in-process operator sent.
+    pub fn operator_write_count(&self) -> u64 {
+        self.operator_writes.lock().unwrap().values().sum()
+    }
+}
+
+/// `secrets`, `smoochkeys/status`, ... of an API path.
+fn resource_of(path: &str) -> String {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.iter().position(|s| *s == "namespaces") {
+        Some(i) if segments.len() > i + 2 => {
+            let rest = &segments[i + 2..];
+            match rest {
+                [resource, _, sub] => format!("{resource}/{sub}"),
+                [resource, ..] => resource.to_string(),
+                [] => String::new(),
+            }
+        }
+        _ => segments.last().copied().unwrap_or_default().to_string(),
+    }
 }
 
 impl Harness {
@@ -113,6 +140,7 @@ impl Harness {
             operator: None,
             api_version: version,
             operator_gets: Default::default(),
+            operator_writes: Default::default(),
         };
         harness
             .put_secret(
@@ -183,13 +211,20 @@ impl Harness {
         )
         .unwrap();
         // The operator's own client, counting its GETs as they leave.
-        let gets = self.operator_gets.clone();
+        let (gets, writes) = (self.operator_gets.clone(), self.operator_writes.clone());
         let counting =
             tower::util::MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
                 let watch = request.uri().query().is_some_and(|q| q.contains("watch="));
-                if request.method() == http::Method::GET && !watch {
-                    gets.fetch_add(1, Ordering::Relaxed);
-                }
+                match *request.method() {
+                    http::Method::GET if !watch => gets.fetch_add(1, Ordering::Relaxed),
+                    http::Method::GET => 0,
+                    _ => {
+                        let key =
+                            format!("{} {}", request.method(), resource_of(request.uri().path()));
+                        *writes.lock().unwrap().entry(key).or_insert(0) += 1;
+                        0
+                    }
+                };
                 request
             });
         let config = kube::Config::infer().await.expect("kubeconfig");
