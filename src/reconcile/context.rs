@@ -91,7 +91,7 @@ pub struct Context {
     /// Held from an adoption's ownership check until its id is recorded.
     pub adoption: tokio::sync::Mutex<()>,
     /// Watch caches a re-check reads from (see `cache.rs`).
-    pub caches: super::cache::Caches,
+    pub caches: Arc<super::cache::Caches>,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
     /// Uids of objects we added our finalizer to whose cached copy does not

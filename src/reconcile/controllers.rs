@@ -1,7 +1,7 @@
 //! Wires one kube-runtime Controller per kind: what each watches and which
 //! resources a change of a Secret or a SmoochApp wakes up.
 
-use super::cache::Coverage;
+use super::cache::Caches;
 use super::credentials;
 use super::{Context, Managed, error_policy, reconcile};
 use crate::resources::{
@@ -32,14 +32,6 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// The one namespace of a namespaced scope.
-    fn namespace(&self) -> Option<String> {
-        match self {
-            Scope::All => None,
-            Scope::Namespace(ns) => Some(ns.clone()),
-        }
-    }
-
     fn api<K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>>(
         &self,
         client: &kube::Client,
@@ -147,6 +139,27 @@ fn reconcile_worthy<K: Resource>(obj: &K) -> Option<u64> {
     Some(h.finish())
 }
 
+/// Drops the kept copy of every Secret a watch event names (see
+/// `cache.rs`), before the event goes on to wake anyone.
+fn forget_on_event(
+    caches: Arc<Caches>,
+) -> impl FnMut(&Result<watcher::Event<PartialObjectMeta<Secret>>, watcher::Error>) {
+    move |event| {
+        let forget = |s: &PartialObjectMeta<Secret>| {
+            caches.secret_event(
+                s.metadata.namespace.as_deref().unwrap_or_default(),
+                s.metadata.name.as_deref().unwrap_or_default(),
+            )
+        };
+        match event {
+            Ok(
+                watcher::Event::Apply(s) | watcher::Event::InitApply(s) | watcher::Event::Delete(s),
+            ) => forget(s),
+            Ok(watcher::Event::Init | watcher::Event::InitDone) | Err(_) => {}
+        }
+    }
+}
+
 fn owned_secrets(
     scope: &Scope,
     ctx: &Context,
@@ -155,23 +168,11 @@ fn owned_secrets(
 {
     let api: Api<PartialObjectMeta<Secret>> = scope.api(&ctx.client);
     let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{OWNER_KIND_LABEL}={kind}");
-    let (reader, writer) = reflector::store();
-    ctx.caches.add_secret_store(
-        Coverage {
-            namespace: scope.namespace(),
-            labels: vec![
-                (MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into()),
-                (OWNER_KIND_LABEL.into(), kind.into()),
-            ],
-            name: None,
-        },
-        reader,
-    );
     // Our own writes do not wake the owner (it just wrote what it wanted);
-    // edits by anyone else and deletions do (drift repair). The cache is
-    // updated first, so the reconcile reads the Secret as it is now.
+    // edits by anyone else and deletions do (drift repair), and the owner
+    // then reads the Secret fresh.
     paced(watcher(api, watcher::Config::default().labels(&selector)))
-        .reflect(writer)
+        .inspect(forget_on_event(ctx.caches.clone()))
         .filter_map(|event| {
             future::ready(match event {
                 Ok(watcher::Event::Apply(s)) if super::secrets::written_last_by_us(&s.metadata) => {
@@ -186,27 +187,17 @@ fn owned_secrets(
 }
 
 /// Every Secret's metadata (credentials and channel tokens are users'
-/// Secrets), cached for [`super::cache::Caches`] before it wakes anyone.
+/// Secrets); each event drops the kept copy of its Secret first.
 fn all_secrets(
     scope: &Scope,
     ctx: &Context,
 ) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
 {
-    let (reader, writer) = reflector::store();
-    ctx.caches.add_secret_store(
-        Coverage {
-            namespace: scope.namespace(),
-            labels: Vec::new(),
-            name: None,
-        },
-        reader,
-    );
     paced(watcher(
         scope.api::<PartialObjectMeta<Secret>>(&ctx.client),
         watcher::Config::default(),
     ))
-    .modify(|s| s.metadata.managed_fields = None)
-    .reflect(writer)
+    .inspect(forget_on_event(ctx.caches.clone()))
     .touched_objects()
 }
 
@@ -248,18 +239,8 @@ fn default_credentials(
     let api: Api<PartialObjectMeta<Secret>> =
         Api::namespaced(ctx.client.clone(), &settings.operator_namespace);
     let selector = format!("metadata.name={}", settings.default_credentials_secret);
-    let (reader, writer) = reflector::store();
-    ctx.caches.add_secret_store(
-        Coverage {
-            namespace: Some(settings.operator_namespace.clone()),
-            labels: Vec::new(),
-            name: Some(settings.default_credentials_secret.clone()),
-        },
-        reader,
-    );
     paced(watcher(api, watcher::Config::default().fields(&selector)))
-        .modify(|s| s.metadata.managed_fields = None)
-        .reflect(writer)
+        .inspect(forget_on_event(ctx.caches.clone()))
         .touched_objects()
 }
 

@@ -457,8 +457,10 @@ async fn finish_and_write_secret<K: Managed>(
             obj.secret_template(),
             data,
         );
-        if let Some(written) = secrets::ensure(&secrets, current_secret, &desired).await? {
-            ctx.caches.remember_secret(&written);
+        if secrets::ensure(&secrets, current_secret, &desired)
+            .await?
+            .is_some()
+        {
             ctx.metrics.kube_write(K::KIND, "secret");
             wrote = Some(name.clone());
         }
