@@ -216,12 +216,30 @@ impl FromRequestParts<EmulatorState> for V2Account {
 #[derive(Debug)]
 pub struct V2Target {
     pub app_id: String,
-    params: HashMap<String, String>,
+    params: PathParams,
 }
 
 impl V2Target {
     pub fn param(&self, name: &str) -> Result<&str, ApiError> {
-        self.params
+        self.params.get(name)
+    }
+}
+
+/// The path parameters of the matched route.
+#[derive(Debug)]
+struct PathParams(HashMap<String, String>);
+
+impl PathParams {
+    async fn from_parts(parts: &mut Parts, state: &EmulatorState) -> Result<Self, ApiError> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("Invalid path: {}", e.body_text())))?;
+        Ok(PathParams(params))
+    }
+
+    /// A parameter of the route (`appId`, `keyId`, `webhookId`, ...).
+    fn get(&self, name: &str) -> Result<&str, ApiError> {
+        self.0
             .get(name)
             .map(String::as_str)
             .ok_or_else(|| ApiError::internal(format!("route has no {name} parameter")))
@@ -236,13 +254,8 @@ impl FromRequestParts<EmulatorState> for V2Target {
         state: &EmulatorState,
     ) -> Result<Self, ApiError> {
         let caller = V2Caller::from_request_parts(parts, state).await?;
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::bad_request(format!("Invalid path: {}", e.body_text())))?;
-        let app_id = params
-            .get("appId")
-            .cloned()
-            .ok_or_else(|| ApiError::internal("route has no appId parameter"))?;
+        let params = PathParams::from_parts(parts, state).await?;
+        let app_id = params.get("appId")?.to_owned();
         if let V2Caller::App { app_id: own } = &caller
             && *own != app_id
         {
@@ -305,16 +318,13 @@ impl FromRequestParts<EmulatorState> for AppMaker {
 pub struct AppTarget {
     pub app_id: String,
     pub caller: Caller,
-    params: HashMap<String, String>,
+    params: PathParams,
 }
 
 impl AppTarget {
     /// A path parameter of the matched route (`keyId`, `webhookId`, ...).
     pub fn param(&self, name: &str) -> Result<&str, ApiError> {
-        self.params
-            .get(name)
-            .map(String::as_str)
-            .ok_or_else(|| ApiError::internal(format!("route has no {name} parameter")))
+        self.params.get(name)
     }
 }
 
@@ -326,10 +336,8 @@ impl FromRequestParts<EmulatorState> for AppTarget {
         state: &EmulatorState,
     ) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::bad_request(format!("Invalid path: {}", e.body_text())))?;
-        let app_id = match (&caller, params.get("appId")) {
+        let params = PathParams::from_parts(parts, state).await?;
+        let app_id = match (&caller, params.0.get("appId")) {
             (Caller::AppMaker, Some(path_app)) => path_app.clone(),
             (Caller::AppMaker, None) => {
                 return Err(ApiError::bad_request(
