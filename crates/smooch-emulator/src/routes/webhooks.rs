@@ -133,17 +133,27 @@ pub(super) fn checked_target(target: String) -> Result<String, ApiError> {
     }
 }
 
-/// Known triggers (case sensitive), duplicates dropped, order kept.
+/// Known v1 triggers (case sensitive), duplicates dropped, order kept.
 fn triggers(fields: &Fields<'_>) -> Result<Option<Vec<String>>, ApiError> {
+    known_triggers(fields, WEBHOOK_TRIGGERS)
+}
+
+/// The `triggers` field, each one of `known` (case sensitive), duplicates
+/// dropped, order kept.
+pub(super) fn known_triggers(
+    fields: &Fields<'_>,
+    known: &[&str],
+) -> Result<Option<Vec<String>>, ApiError> {
     let Some(given) = fields.optional_str_list("triggers")? else {
         return Ok(None);
     };
     let mut triggers: Vec<String> = Vec::with_capacity(given.len());
     for trigger in given {
-        if !WEBHOOK_TRIGGERS.contains(&trigger.as_str()) {
+        if !known.contains(&trigger.as_str()) {
             return Err(ApiError::bad_request(format!(
-                "triggers contains an unknown trigger {trigger:?} (known: {})",
-                WEBHOOK_TRIGGERS.join(", ")
+                "{} contains an unknown trigger {trigger:?} (known: {})",
+                fields.name("triggers"),
+                known.join(", ")
             )));
         }
         if !triggers.contains(&trigger) {

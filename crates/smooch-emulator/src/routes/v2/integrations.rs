@@ -527,22 +527,7 @@ fn tail(error: &ApiError) -> String {
 
 /// Known v2 triggers, duplicates dropped, order kept.
 fn triggers(fields: &Fields<'_>) -> Result<Option<Vec<String>>, ApiError> {
-    let Some(given) = fields.optional_str_list("triggers")? else {
-        return Ok(None);
-    };
-    let mut triggers: Vec<String> = Vec::with_capacity(given.len());
-    for trigger in given {
-        if !V2_TRIGGERS.contains(&trigger.as_str()) {
-            return Err(ApiError::bad_request(format!(
-                "{} contains an unknown trigger {trigger:?}",
-                fields.name("triggers")
-            )));
-        }
-        if !triggers.contains(&trigger) {
-            triggers.push(trigger);
-        }
-    }
-    Ok(Some(triggers))
+    super::super::webhooks::known_triggers(fields, V2_TRIGGERS)
 }
 
 /// The custom integration named by the path, or 404 (400 for a channel
