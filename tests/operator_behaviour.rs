@@ -545,10 +545,11 @@ async fn applying_everything_at_once_makes_no_redundant_smooch_calls(version: Ap
     // create (the Secret written for it in the same event). No status for
     // dependents waiting seconds for their app, no finalizer patch
     // repeated on a stale copy. (13N exactly; a status write may repeat
-    // when a reconcile races its own watch event. Before: 16N.)
+    // when a reconcile races its own watch event, more often on a loaded
+    // machine: up to N such repeats are allowed. Before: 16N.)
     let writes = h.operator_write_count();
     assert!(
-        writes <= 13 * N + N / 2,
+        writes <= 14 * N,
         "{writes} Kubernetes writes for {N} x 3 resources: {:?}",
         h.operator_writes.lock().unwrap()
     );
