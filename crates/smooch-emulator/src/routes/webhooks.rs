@@ -80,32 +80,50 @@ pub async fn update(
 ) -> Result<Json<WebhookEnvelope>, ApiError> {
     let webhook_id = target.param("webhookId")?;
     let fields = Fields::new(&body);
-    let new_target = fields
-        .optional_str("target")?
-        .map(checked_target)
-        .transpose()?;
-    let new_triggers = triggers(&fields)?;
-    let include_client = fields.optional_bool("includeClient")?;
-    let include_full_app_user = fields.optional_bool("includeFullAppUser")?;
+    let changes = WebhookChanges {
+        target: fields
+            .optional_str("target")?
+            .map(checked_target)
+            .transpose()?,
+        triggers: triggers(&fields)?,
+        include_client: fields.optional_bool("includeClient")?,
+        include_full_app_user: fields.optional_bool("includeFullAppUser")?,
+    };
     let webhook = state
         .mutate(|store| {
             let webhook = store.app_mut(&target.app_id)?.webhook_mut(webhook_id)?;
-            if let Some(t) = new_target {
-                webhook.target = t;
-            }
-            if let Some(t) = new_triggers {
-                webhook.triggers = t;
-            }
-            if include_client.is_some() {
-                webhook.include_client = include_client;
-            }
-            if include_full_app_user.is_some() {
-                webhook.include_full_app_user = include_full_app_user;
-            }
+            changes.apply(webhook);
             Ok(webhook.clone())
         })
         .await?;
     Ok(Json(WebhookEnvelope { webhook }))
+}
+
+/// What a webhook update changes, each field only when given (v2's
+/// `includeFullSource` and `includeFullUser` are v1's `includeClient` and
+/// `includeFullAppUser`).
+pub(super) struct WebhookChanges {
+    pub target: Option<String>,
+    pub triggers: Option<Vec<String>>,
+    pub include_client: Option<bool>,
+    pub include_full_app_user: Option<bool>,
+}
+
+impl WebhookChanges {
+    pub(super) fn apply(self, webhook: &mut Webhook) {
+        if let Some(t) = self.target {
+            webhook.target = t;
+        }
+        if let Some(t) = self.triggers {
+            webhook.triggers = t;
+        }
+        if self.include_client.is_some() {
+            webhook.include_client = self.include_client;
+        }
+        if self.include_full_app_user.is_some() {
+            webhook.include_full_app_user = self.include_full_app_user;
+        }
+    }
 }
 
 pub async fn delete(

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::ids;
 use crate::routes::empty_object;
 use crate::routes::integrations::{line_fields, messenger_fields, telegram_fields, twilio_fields};
-use crate::routes::webhooks::checked_target;
+use crate::routes::webhooks::{WebhookChanges, checked_target, known_triggers};
 use crate::state::EmulatorState;
 use crate::store::{AppRecord, CustomIntegration};
 use axum::Json;
@@ -527,7 +527,7 @@ fn tail(error: &ApiError) -> String {
 
 /// Known v2 triggers, duplicates dropped, order kept.
 fn triggers(fields: &Fields<'_>) -> Result<Option<Vec<String>>, ApiError> {
-    super::super::webhooks::known_triggers(fields, V2_TRIGGERS)
+    known_triggers(fields, V2_TRIGGERS)
 }
 
 /// The custom integration named by the path, or 404 (400 for a channel
@@ -614,30 +614,21 @@ pub async fn update_webhook(
     let integration_id = target.param("integrationId")?;
     let webhook_id = target.param("webhookId")?;
     let fields = Fields::new(&body);
-    let new_target = fields
-        .optional_str("target")?
-        .map(checked_target)
-        .transpose()?;
-    let new_triggers = triggers(&fields)?;
-    let full_user = fields.optional_bool("includeFullUser")?;
-    let full_source = fields.optional_bool("includeFullSource")?;
+    let changes = WebhookChanges {
+        target: fields
+            .optional_str("target")?
+            .map(checked_target)
+            .transpose()?,
+        triggers: triggers(&fields)?,
+        include_client: fields.optional_bool("includeFullSource")?,
+        include_full_app_user: fields.optional_bool("includeFullUser")?,
+    };
     let webhook = state
         .mutate(|store| {
             let record = store.app_mut(&target.app_id)?;
             webhook_in(record, integration_id, webhook_id)?;
             let webhook = record.webhook_mut(webhook_id)?;
-            if let Some(t) = new_target {
-                webhook.target = t;
-            }
-            if let Some(t) = new_triggers {
-                webhook.triggers = t;
-            }
-            if full_user.is_some() {
-                webhook.include_full_app_user = full_user;
-            }
-            if full_source.is_some() {
-                webhook.include_client = full_source;
-            }
+            changes.apply(webhook);
             Ok(webhook.clone())
         })
         .await?;
