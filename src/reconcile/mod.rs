@@ -457,10 +457,7 @@ async fn finish_and_write_secret<K: Managed>(
             obj.secret_template(),
             data,
         );
-        if secrets::ensure(&secrets, current_secret, &desired)
-            .await?
-            .is_some()
-        {
+        if secrets::ensure(&secrets, current_secret, &desired).await? {
             ctx.metrics.kube_write(K::KIND, "secret");
             wrote = Some(name.clone());
         }

@@ -120,18 +120,18 @@ pub fn value_of(secret: &Secret, key: &str) -> Option<Sensitive> {
     String::from_utf8(bytes.0.clone()).ok().map(Sensitive::from)
 }
 
-/// Writes `desired` unless `existing` already matches. Returns what it
+/// Writes `desired` unless `existing` already matches. Returns whether it
 /// wrote. A Secret of that name owned by anything else is a conflict.
 pub async fn ensure(
     api: &Api<Secret>,
     existing: Option<Secret>,
     desired: &DesiredSecret,
-) -> Result<Option<Secret>> {
+) -> Result<bool> {
     match existing {
         Some(current) if !is_owned_by(&current, &desired.owner.uid) => Err(Error::SecretConflict {
             name: desired.name.clone(),
         }),
-        Some(current) if desired.is_satisfied_by(&current) => Ok(None),
+        Some(current) if desired.is_satisfied_by(&current) => Ok(false),
         Some(current) => {
             let mut updated = current;
             let meta = &mut updated.metadata;
@@ -143,10 +143,9 @@ pub async fn ensure(
                 .extend(desired.annotations.clone());
             updated.data = Some(desired.byte_data());
             updated.string_data = None;
-            Ok(Some(
-                api.replace(&desired.name, &write_params(), &updated)
-                    .await?,
-            ))
+            api.replace(&desired.name, &write_params(), &updated)
+                .await?;
+            Ok(true)
         }
         None => {
             let secret = Secret {
@@ -162,7 +161,8 @@ pub async fn ensure(
                 data: Some(desired.byte_data()),
                 ..Default::default()
             };
-            Ok(Some(api.create(&write_params(), &secret).await?))
+            api.create(&write_params(), &secret).await?;
+            Ok(true)
         }
     }
 }
