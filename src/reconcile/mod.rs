@@ -369,7 +369,19 @@ async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<A
     // One event for a create and the Secret written for it; sent whatever
     // happens next, so that a create is never left unsaid.
     let created = matches!(origin, Origin::Created | Origin::Recreated);
-    let outcome = finish_and_write_secret(obj, api, &conn, &external, origin, reads, ctx).await;
+    let newly_obtained = obj.recorded_id() != Some(K::external_id(&external));
+    let outcome = finish_and_write_secret(obj, &conn, &external, origin, reads, ctx).await;
+    // The id of an object just created, adopted, found again or replaced by
+    // a rotation goes into status with Ready below, in one write. When what
+    // comes between fails (the Secret, the JWT), it is recorded now, so that
+    // deleting the resource still deletes what was made for it. (A crash in
+    // between is what the tag lookup of `obtain` recovers from.)
+    if outcome.is_err() && newly_obtained {
+        let fields = obj.status_fields(&conn, &external);
+        if let Err(e) = write_status(api, obj, &[], Some(fields), None, ctx).await {
+            tracing::warn!(kind = K::KIND, name = %obj.name_any(), error = %e, "could not record the Smooch id in status");
+        }
+    }
     let wrote = outcome.as_ref().ok().and_then(|(_, wrote)| wrote.clone());
     let note = match (created, &wrote) {
         (true, Some(name)) => Some((
@@ -415,27 +427,17 @@ async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<A
     ))
 }
 
-/// After the Smooch object is there: records its id, has the kind finish
+/// After the Smooch object is there: has the kind finish
 /// (JWT, stray keys, the Secret's data) and writes the Secret. Returns the
 /// observation and the name of the Secret it wrote, if it wrote one.
 async fn finish_and_write_secret<K: Managed>(
     obj: &K,
-    api: &Api<K>,
     conn: &K::Connection,
     external: &K::External,
     origin: Origin,
     reads: Reads,
     ctx: &Context,
 ) -> Result<(Observation, Option<String>)> {
-    // Record the id the moment the object exists (created, adopted, found
-    // again, or replaced by a rotation): whatever fails later (the Secret),
-    // deleting the resource still deletes what was made for it.
-    let newly_obtained = obj.recorded_id() != Some(K::external_id(external));
-    if newly_obtained && K::SECRET_SUFFIX.is_some() {
-        let fields = obj.status_fields(conn, external);
-        write_status(api, obj, &[], Some(fields), None, ctx).await?;
-    }
-
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let secret_name = secret_name(obj);
