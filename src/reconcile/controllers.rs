@@ -1,14 +1,14 @@
 //! Wires one kube-runtime Controller per kind: what each watches and which
 //! resources a change of a Secret or a SmoochApp wakes up.
 
-use super::cache::Caches;
 use super::credentials;
 use super::{Context, Managed, error_policy, reconcile};
 use crate::resources::{
     MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_KIND_LABEL, SmoochApp, SmoochIntegration, SmoochKey,
     SmoochWebhook,
 };
-use futures::{FutureExt, StreamExt, future};
+use futures::channel::mpsc::{UnboundedSender, unbounded};
+use futures::{FutureExt, StreamExt, TryStreamExt, future};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -139,84 +139,163 @@ fn reconcile_worthy<K: Resource>(obj: &K) -> Option<u64> {
     Some(h.finish())
 }
 
-/// Drops the kept copy of every Secret a watch event names (see
-/// `cache.rs`), before the event goes on to wake anyone.
-fn forget_on_event(
-    caches: Arc<Caches>,
-) -> impl FnMut(&Result<watcher::Event<PartialObjectMeta<Secret>>, watcher::Error>) {
-    move |event| {
-        let forget = |s: &PartialObjectMeta<Secret>| {
-            caches.secret_event(
-                s.metadata.namespace.as_deref().unwrap_or_default(),
-                s.metadata.name.as_deref().unwrap_or_default(),
-            )
-        };
-        match event {
-            Ok(
-                watcher::Event::Apply(s) | watcher::Event::InitApply(s) | watcher::Event::Delete(s),
-            ) => forget(s),
-            Ok(watcher::Event::Init | watcher::Event::InitDone) | Err(_) => {}
-        }
+/// Where the shared watches send a change: to the controller of a kind, as
+/// the resources of that kind to reconcile.
+type Wake<K> = UnboundedSender<ObjectRef<K>>;
+
+fn wake_all<K: Resource<DynamicType = ()>>(
+    wake: &Wake<K>,
+    refs: impl IntoIterator<Item = ObjectRef<K>>,
+) {
+    for r in refs {
+        // A closed channel is a controller that has shut down.
+        let _ = wake.unbounded_send(r);
     }
 }
 
-fn owned_secrets(
-    scope: &Scope,
-    ctx: &Context,
-    kind: &str,
-) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
-{
-    let api: Api<PartialObjectMeta<Secret>> = scope.api(&ctx.client);
-    let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{OWNER_KIND_LABEL}={kind}");
-    // Our own writes do not wake the owner (it just wrote what it wanted);
-    // edits by anyone else and deletions do (drift repair), and the owner
-    // then reads the Secret fresh.
-    paced(watcher(api, watcher::Config::default().labels(&selector)))
-        .inspect(forget_on_event(ctx.caches.clone()))
-        .filter_map(|event| {
-            future::ready(match event {
-                Ok(watcher::Event::Apply(s)) if super::secrets::written_last_by_us(&s.metadata) => {
-                    None
-                }
-                Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => Some(Ok(s)),
-                Ok(watcher::Event::Delete(s)) => Some(Ok(s)),
-                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-                Err(e) => Some(Err(e)),
+/// The resources of kind `K` named in the owner references of `meta`.
+fn owners<K: Resource<DynamicType = ()>>(
+    meta: &kube::core::ObjectMeta,
+) -> impl Iterator<Item = ObjectRef<K>> + '_ {
+    let (kind, api_version) = (K::kind(&()), K::api_version(&()));
+    meta.owner_references
+        .iter()
+        .flatten()
+        .filter(move |o| o.kind == kind && o.api_version == api_version)
+        .map(|o| ObjectRef::new(&o.name).within(meta.namespace.as_deref().unwrap_or_default()))
+}
+
+/// The controllers one Secret watch wakes, and the stores that say which
+/// resources a Secret concerns.
+struct SecretRoutes {
+    ctx: Arc<Context>,
+    apps: (Wake<SmoochApp>, Store<SmoochApp>),
+    keys: Wake<SmoochKey>,
+    webhooks: Wake<SmoochWebhook>,
+    integrations: (Wake<SmoochIntegration>, Store<SmoochIntegration>),
+}
+
+impl SecretRoutes {
+    fn route(&self, event: &watcher::Event<PartialObjectMeta<Secret>>) {
+        let (secret, applied) = match event {
+            watcher::Event::Apply(s) => (s, true),
+            watcher::Event::InitApply(s) | watcher::Event::Delete(s) => (s, false),
+            watcher::Event::Init | watcher::Event::InitDone => return,
+        };
+        let meta = &secret.metadata;
+        let (ns, name) = (
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default(),
+        );
+        // The kept copy goes first (see `cache.rs`): whoever wakes reads anew.
+        self.ctx.caches.secret_event(ns, name);
+
+        // A Secret we write wakes its owner when someone else changed or
+        // deleted it (drift repair). Our own writes do not: the owner just
+        // wrote what it wanted.
+        let labels = secret.labels();
+        let ours = labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE);
+        if ours && !(applied && super::secrets::written_last_by_us(meta)) {
+            match labels.get(OWNER_KIND_LABEL).map(String::as_str) {
+                Some("SmoochApp") => wake_all(&self.apps.0, owners(meta)),
+                Some("SmoochKey") => wake_all(&self.keys, owners(meta)),
+                Some("SmoochWebhook") => wake_all(&self.webhooks, owners(meta)),
+                _ => {}
+            }
+        }
+
+        // Apps using it as app-maker credentials.
+        let key = (ns.to_string(), name.to_string());
+        let users = self.apps.1.state();
+        let users = users
+            .iter()
+            .filter(|a| credentials::source_of(a, &self.ctx) == key)
+            .map(|a| ObjectRef::from_obj(a.as_ref()));
+        wake_all(&self.apps.0, users);
+
+        // Integrations reading a channel token from it.
+        let integrations = self.integrations.1.state();
+        let readers = integrations
+            .iter()
+            .filter(|i| {
+                i.namespace().as_deref() == Some(ns)
+                    && i.secret_refs().iter().any(|r| r.name == name)
             })
+            .map(|i| ObjectRef::from_obj(i.as_ref()));
+        wake_all(&self.integrations.0, readers);
+    }
+}
+
+/// One metadata-only watch of the Secrets of a scope for all controllers
+/// (instead of one per controller and purpose: every event was decoded
+/// five times). Ends at shutdown.
+fn route_secrets(
+    scope: &Scope,
+    routes: SecretRoutes,
+    shutdown: impl future::Future<Output = ()> + Send + 'static,
+) -> future::BoxFuture<'static, ()> {
+    let api: Api<PartialObjectMeta<Secret>> = scope.api(&routes.ctx.client);
+    paced(watcher(api, watcher::Config::default()))
+        .take_until(shutdown)
+        .for_each(move |event| {
+            match event {
+                Ok(event) => routes.route(&event),
+                Err(e) => tracing::debug!(error = %e, "Secret watch interrupted"),
+            }
+            future::ready(())
         })
+        .boxed()
 }
 
-/// Every Secret's metadata (credentials and channel tokens are users'
-/// Secrets); each event drops the kept copy of its Secret first.
-fn all_secrets(
-    scope: &Scope,
-    ctx: &Context,
-) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
-{
-    paced(watcher(
-        scope.api::<PartialObjectMeta<Secret>>(&ctx.client),
-        watcher::Config::default(),
-    ))
-    .inspect(forget_on_event(ctx.caches.clone()))
-    .touched_objects()
+/// Which dependents a SmoochApp's watch event wakes: those of the app whose
+/// [`what_dependents_see`] changed, or that was deleted. Runs on the app
+/// controller's own watch (one SmoochApp watch instead of four).
+struct DependentRoutes {
+    seen: std::collections::HashMap<ObjectRef<SmoochApp>, u64>,
+    keys: (Wake<SmoochKey>, Store<SmoochKey>),
+    integrations: (Wake<SmoochIntegration>, Store<SmoochIntegration>),
+    webhooks: (Wake<SmoochWebhook>, Store<SmoochWebhook>),
 }
 
-fn apps(
-    scope: &Scope,
-    ctx: &Context,
-) -> impl futures::Stream<Item = Result<SmoochApp, watcher::Error>> + Send + 'static {
-    paced(watcher(
-        scope.api::<SmoochApp>(&ctx.client),
-        watcher::Config::default(),
-    ))
-    .touched_objects()
-    .predicate_filter(what_dependents_see, Default::default())
+impl DependentRoutes {
+    fn route(&mut self, event: &watcher::Event<SmoochApp>) {
+        let app = match event {
+            watcher::Event::Apply(app) | watcher::Event::InitApply(app) => {
+                let seen = what_dependents_see(app);
+                if self.seen.insert(ObjectRef::from_obj(app), seen) == Some(seen) {
+                    return;
+                }
+                app
+            }
+            watcher::Event::Delete(app) => {
+                self.seen.remove(&ObjectRef::from_obj(app));
+                app
+            }
+            watcher::Event::Init | watcher::Event::InitDone => return,
+        };
+        wake_all(
+            &self.keys.0,
+            dependents_of(&self.keys.1, app, |k: &SmoochKey| &k.spec.app_ref.name),
+        );
+        wake_all(
+            &self.integrations.0,
+            dependents_of(&self.integrations.1, app, |i: &SmoochIntegration| {
+                &i.spec.app_ref.name
+            }),
+        );
+        wake_all(
+            &self.webhooks.0,
+            dependents_of(&self.webhooks.1, app, |w: &SmoochWebhook| {
+                &w.spec.app_ref.name
+            }),
+        );
+    }
 }
 
 /// What a dependent reads from its SmoochApp: spec (credentials), the app
 /// id of a Ready app, deletion. Other changes (a finalizer, a condition's
 /// time, the id recorded before the app is Ready) do not wake the dependents.
-fn what_dependents_see(app: &SmoochApp) -> Option<u64> {
+fn what_dependents_see(app: &SmoochApp) -> u64 {
     let mut h = DefaultHasher::new();
     app.meta().generation.hash(&mut h);
     let status = app.status.as_ref();
@@ -228,7 +307,7 @@ fn what_dependents_see(app: &SmoochApp) -> Option<u64> {
         .flatten()
         .hash(&mut h);
     app.meta().deletion_timestamp.is_some().hash(&mut h);
-    Some(h.finish())
+    h.finish()
 }
 
 fn default_credentials(
@@ -239,16 +318,25 @@ fn default_credentials(
     let api: Api<PartialObjectMeta<Secret>> =
         Api::namespaced(ctx.client.clone(), &settings.operator_namespace);
     let selector = format!("metadata.name={}", settings.default_credentials_secret);
+    let caches = ctx.caches.clone();
     paced(watcher(api, watcher::Config::default().fields(&selector)))
-        .inspect(forget_on_event(ctx.caches.clone()))
         .touched_objects()
+        .inspect_ok(move |s| {
+            caches.secret_event(
+                s.metadata.namespace.as_deref().unwrap_or_default(),
+                s.metadata.name.as_deref().unwrap_or_default(),
+            )
+        })
 }
 
-/// The primary stream of a kind, cached in a store, filtered to changes that matter.
+/// The primary stream of a kind, cached in a store, filtered to changes
+/// that matter. Each watch event is also shown to `on_event` (a SmoochApp's
+/// wakes its dependents).
 fn primary<K: Managed>(
     scope: &Scope,
     ctx: &Context,
     readiness: Arc<Readiness>,
+    mut on_event: impl FnMut(&watcher::Event<K>) + Send + 'static,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -271,6 +359,7 @@ fn primary<K: Managed>(
     // Nothing reads who wrote which field of our own resources.
     .modify(|o| o.meta_mut().managed_fields = None)
     .reflect(writer)
+    .inspect_ok(move |event| on_event(event))
     .applied_objects()
     .predicate_filter(reconcile_worthy::<K>, Default::default());
     (reader, stream)
@@ -330,123 +419,91 @@ pub async fn run(
     let config = ControllerConfig::default().concurrency(concurrency);
     let mut runs = Vec::new();
     for scope in scopes {
+        // One watch per kind and one of Secrets per scope; the Secret watch
+        // and the SmoochApp watch wake the other controllers through these.
+        let (wake_apps, apps_woken) = unbounded();
+        let (wake_keys, keys_woken) = unbounded();
+        let (wake_integrations, integrations_woken) = unbounded();
+        let (wake_webhooks, webhooks_woken) = unbounded();
+
+        let (keys, key_events) = primary::<SmoochKey>(&scope, &ctx, readiness.clone(), |_| {});
+        let (integrations, integration_events) =
+            primary::<SmoochIntegration>(&scope, &ctx, readiness.clone(), |_| {});
+        let (webhooks, webhook_events) =
+            primary::<SmoochWebhook>(&scope, &ctx, readiness.clone(), |_| {});
+        let mut dependents = DependentRoutes {
+            seen: Default::default(),
+            keys: (wake_keys.clone(), keys.clone()),
+            integrations: (wake_integrations.clone(), integrations.clone()),
+            webhooks: (wake_webhooks.clone(), webhooks.clone()),
+        };
+        let (apps, app_events) =
+            primary::<SmoochApp>(&scope, &ctx, readiness.clone(), move |event| {
+                dependents.route(event)
+            });
+        ctx.caches.add_app_store(apps.clone());
+        sample_queue_depth(&scope, apps.clone(), ctx.clone());
+        sample_queue_depth(&scope, keys.clone(), ctx.clone());
+        sample_queue_depth(&scope, integrations.clone(), ctx.clone());
+        sample_queue_depth(&scope, webhooks.clone(), ctx.clone());
+
+        runs.push(route_secrets(
+            &scope,
+            SecretRoutes {
+                ctx: ctx.clone(),
+                apps: (wake_apps, apps.clone()),
+                keys: wake_keys,
+                webhooks: wake_webhooks,
+                integrations: (wake_integrations, integrations.clone()),
+            },
+            shutdown.clone(),
+        ));
+
         // SmoochApp: owns its Secret; wakes on its credentials Secret.
-        let (reader, stream) = primary::<SmoochApp>(&scope, &ctx, readiness.clone());
-        sample_queue_depth(&scope, reader.clone(), ctx.clone());
-        ctx.caches.add_app_store(reader.clone());
-        let users_of_credentials = {
-            let store = reader.clone();
-            let ctx = ctx.clone();
-            move |secret: PartialObjectMeta<Secret>| {
+        let mut controller =
+            Controller::for_stream(app_events, apps.clone()).reconcile_on(apps_woken);
+        // The default credentials Secret lives in the operator's namespace,
+        // which a namespaced scope does not see.
+        if matches!(&scope, Scope::Namespace(ns) if *ns != ctx.settings.operator_namespace) {
+            let (store, ctx2) = (apps.clone(), ctx.clone());
+            controller = controller.watches_stream(default_credentials(&ctx), move |secret| {
                 let key = (secret.namespace().unwrap_or_default(), secret.name_any());
                 store
                     .state()
                     .iter()
-                    .filter(|a| credentials::source_of(a, &ctx) == key)
+                    .filter(|a| credentials::source_of(a, &ctx2) == key)
                     .map(|a| ObjectRef::from_obj(a.as_ref()))
                     .collect::<Vec<_>>()
-            }
-        };
-        let mut controller = Controller::for_stream(stream, reader)
-            .owns_stream(owned_secrets(&scope, &ctx, "SmoochApp"))
-            .watches_stream(all_secrets(&scope, &ctx), users_of_credentials.clone());
-        // The default credentials Secret lives in the operator's namespace,
-        // which a namespaced scope does not see.
-        if matches!(&scope, Scope::Namespace(ns) if *ns != ctx.settings.operator_namespace) {
-            controller = controller.watches_stream(default_credentials(&ctx), users_of_credentials);
+            });
         }
-        runs.push(
-            controller
-                .with_config(config.clone())
-                .trigger_backoff(NoTriggerBackoff)
-                .graceful_shutdown_on(shutdown.clone())
-                .run(
-                    reconcile::<SmoochApp>,
-                    error_policy::<SmoochApp>,
-                    ctx.clone(),
-                )
-                .for_each(|_| future::ready(()))
-                .boxed(),
-        );
-
+        runs.push(started(controller, &config, shutdown.clone(), &ctx));
         // SmoochKey: owns its Secret; waits for its app.
-        let (reader, stream) = primary::<SmoochKey>(&scope, &ctx, readiness.clone());
-        sample_queue_depth(&scope, reader.clone(), ctx.clone());
-        let store = reader.clone();
-        runs.push(
-            Controller::for_stream(stream, reader)
-                .owns_stream(owned_secrets(&scope, &ctx, "SmoochKey"))
-                .watches_stream(apps(&scope, &ctx), move |app| {
-                    dependents_of(&store, &app, |k: &SmoochKey| &k.spec.app_ref.name)
-                })
-                .with_config(config.clone())
-                .trigger_backoff(NoTriggerBackoff)
-                .graceful_shutdown_on(shutdown.clone())
-                .run(
-                    reconcile::<SmoochKey>,
-                    error_policy::<SmoochKey>,
-                    ctx.clone(),
-                )
-                .for_each(|_| future::ready(()))
-                .boxed(),
-        );
-
+        let controller = Controller::for_stream(key_events, keys).reconcile_on(keys_woken);
+        runs.push(started(controller, &config, shutdown.clone(), &ctx));
         // SmoochIntegration: waits for its app; re-provisions when a credential Secret changes.
-        let (reader, stream) = primary::<SmoochIntegration>(&scope, &ctx, readiness.clone());
-        sample_queue_depth(&scope, reader.clone(), ctx.clone());
-        let app_store = reader.clone();
-        let secret_store = reader.clone();
-        runs.push(
-            Controller::for_stream(stream, reader)
-                .watches_stream(apps(&scope, &ctx), move |app| {
-                    dependents_of(&app_store, &app, |i: &SmoochIntegration| {
-                        &i.spec.app_ref.name
-                    })
-                })
-                .watches_stream(all_secrets(&scope, &ctx), move |secret| {
-                    let (ns, name) = (secret.namespace(), secret.name_any());
-                    secret_store
-                        .state()
-                        .iter()
-                        .filter(|i| {
-                            i.namespace() == ns && i.secret_refs().iter().any(|r| r.name == name)
-                        })
-                        .map(|i| ObjectRef::from_obj(i.as_ref()))
-                        .collect::<Vec<_>>()
-                })
-                .with_config(config.clone())
-                .trigger_backoff(NoTriggerBackoff)
-                .graceful_shutdown_on(shutdown.clone())
-                .run(
-                    reconcile::<SmoochIntegration>,
-                    error_policy::<SmoochIntegration>,
-                    ctx.clone(),
-                )
-                .for_each(|_| future::ready(()))
-                .boxed(),
-        );
-
+        let controller = Controller::for_stream(integration_events, integrations)
+            .reconcile_on(integrations_woken);
+        runs.push(started(controller, &config, shutdown.clone(), &ctx));
         // SmoochWebhook: owns its Secret; waits for its app.
-        let (reader, stream) = primary::<SmoochWebhook>(&scope, &ctx, readiness.clone());
-        sample_queue_depth(&scope, reader.clone(), ctx.clone());
-        let store = reader.clone();
-        runs.push(
-            Controller::for_stream(stream, reader)
-                .owns_stream(owned_secrets(&scope, &ctx, "SmoochWebhook"))
-                .watches_stream(apps(&scope, &ctx), move |app| {
-                    dependents_of(&store, &app, |w: &SmoochWebhook| &w.spec.app_ref.name)
-                })
-                .with_config(config.clone())
-                .trigger_backoff(NoTriggerBackoff)
-                .graceful_shutdown_on(shutdown.clone())
-                .run(
-                    reconcile::<SmoochWebhook>,
-                    error_policy::<SmoochWebhook>,
-                    ctx.clone(),
-                )
-                .for_each(|_| future::ready(()))
-                .boxed(),
-        );
+        let controller =
+            Controller::for_stream(webhook_events, webhooks).reconcile_on(webhooks_woken);
+        runs.push(started(controller, &config, shutdown.clone(), &ctx));
     }
     future::join_all(runs).await;
+}
+
+/// A controller run until shutdown, with our settings.
+fn started<K: Managed>(
+    controller: Controller<K>,
+    config: &ControllerConfig,
+    shutdown: impl future::Future<Output = ()> + Send + Sync + Clone + 'static,
+    ctx: &Arc<Context>,
+) -> future::BoxFuture<'static, ()> {
+    controller
+        .with_config(config.clone())
+        .trigger_backoff(NoTriggerBackoff)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::<K>, error_policy::<K>, ctx.clone())
+        .for_each(|_| future::ready(()))
+        .boxed()
 }
