@@ -2,6 +2,7 @@
 //! resources a change of a Secret or a SmoochApp wakes up.
 
 use super::credentials;
+use super::index::{Index, SharedIndex, Target};
 use super::{Context, Managed, error_policy, reconcile};
 use crate::resources::{
     MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_KIND_LABEL, SmoochApp, SmoochIntegration, SmoochKey,
@@ -165,14 +166,14 @@ fn owners<K: Resource<DynamicType = ()>>(
         .map(|o| ObjectRef::new(&o.name).within(meta.namespace.as_deref().unwrap_or_default()))
 }
 
-/// The controllers one Secret watch wakes, and the stores that say which
+/// The controllers one Secret watch wakes, and the indexes that say which
 /// resources a Secret concerns.
 struct SecretRoutes {
     ctx: Arc<Context>,
-    apps: (Wake<SmoochApp>, Store<SmoochApp>),
+    apps: (Wake<SmoochApp>, SharedIndex<SmoochApp>),
     keys: Wake<SmoochKey>,
     webhooks: Wake<SmoochWebhook>,
-    integrations: (Wake<SmoochIntegration>, Store<SmoochIntegration>),
+    integrations: (Wake<SmoochIntegration>, SharedIndex<SmoochIntegration>),
 }
 
 impl SecretRoutes {
@@ -203,27 +204,40 @@ impl SecretRoutes {
                 _ => {}
             }
         }
-
-        // Apps using it as app-maker credentials.
-        let key = (ns.to_string(), name.to_string());
-        let users = self.apps.1.state();
-        let users = users
-            .iter()
-            .filter(|a| credentials::source_of(a, &self.ctx) == key)
-            .map(|a| ObjectRef::from_obj(a.as_ref()));
-        wake_all(&self.apps.0, users);
-
-        // Integrations reading a channel token from it.
-        let integrations = self.integrations.1.state();
-        let readers = integrations
-            .iter()
-            .filter(|i| {
-                i.namespace().as_deref() == Some(ns)
-                    && i.secret_refs().iter().any(|r| r.name == name)
-            })
-            .map(|i| ObjectRef::from_obj(i.as_ref()));
-        wake_all(&self.integrations.0, readers);
+        // Apps using it as app-maker credentials; integrations reading a
+        // channel token from it.
+        wake_all(&self.apps.0, pointing_at(&self.apps.1, ns, name));
+        wake_all(
+            &self.integrations.0,
+            pointing_at(&self.integrations.1, ns, name),
+        );
     }
+}
+
+fn pointing_at<K: Resource<DynamicType = ()>>(
+    index: &SharedIndex<K>,
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectRef<K>> {
+    index
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .pointing_at(namespace, name)
+}
+
+fn observe<K: Resource<DynamicType = ()>>(index: &SharedIndex<K>, event: &watcher::Event<K>) {
+    index
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .observe(event)
+}
+
+/// A dependent's app: its namespace and `spec.appRef.name`.
+fn app_of<K: Managed>(obj: &K) -> Vec<Target> {
+    let ns = obj.meta().namespace.clone().unwrap_or_default();
+    obj.app_name()
+        .map(|app| vec![(ns, app.to_string())])
+        .unwrap_or_default()
 }
 
 /// One metadata-only watch of the Secrets of a scope for all controllers
@@ -252,9 +266,9 @@ fn route_secrets(
 /// controller's own watch (one SmoochApp watch instead of four).
 struct DependentRoutes {
     seen: std::collections::HashMap<ObjectRef<SmoochApp>, u64>,
-    keys: (Wake<SmoochKey>, Store<SmoochKey>),
-    integrations: (Wake<SmoochIntegration>, Store<SmoochIntegration>),
-    webhooks: (Wake<SmoochWebhook>, Store<SmoochWebhook>),
+    keys: (Wake<SmoochKey>, SharedIndex<SmoochKey>),
+    integrations: (Wake<SmoochIntegration>, SharedIndex<SmoochIntegration>),
+    webhooks: (Wake<SmoochWebhook>, SharedIndex<SmoochWebhook>),
 }
 
 impl DependentRoutes {
@@ -273,22 +287,16 @@ impl DependentRoutes {
             }
             watcher::Event::Init | watcher::Event::InitDone => return,
         };
-        wake_all(
-            &self.keys.0,
-            dependents_of(&self.keys.1, app, |k: &SmoochKey| &k.spec.app_ref.name),
+        let (ns, name) = (
+            app.meta().namespace.as_deref().unwrap_or_default(),
+            app.meta().name.as_deref().unwrap_or_default(),
         );
+        wake_all(&self.keys.0, pointing_at(&self.keys.1, ns, name));
         wake_all(
             &self.integrations.0,
-            dependents_of(&self.integrations.1, app, |i: &SmoochIntegration| {
-                &i.spec.app_ref.name
-            }),
+            pointing_at(&self.integrations.1, ns, name),
         );
-        wake_all(
-            &self.webhooks.0,
-            dependents_of(&self.webhooks.1, app, |w: &SmoochWebhook| {
-                &w.spec.app_ref.name
-            }),
-        );
+        wake_all(&self.webhooks.0, pointing_at(&self.webhooks.1, ns, name));
     }
 }
 
@@ -393,21 +401,6 @@ fn sample_queue_depth<K: Managed>(scope: &Scope, store: Store<K>, ctx: Arc<Conte
     });
 }
 
-/// Dependents (in `store`) of the SmoochApp `app`.
-fn dependents_of<K: Resource<DynamicType = ()> + Clone>(
-    store: &Store<K>,
-    app: &SmoochApp,
-    app_name_of: fn(&K) -> &str,
-) -> Vec<ObjectRef<K>> {
-    let ns = app.namespace();
-    store
-        .state()
-        .iter()
-        .filter(|d| d.namespace() == ns && app_name_of(d) == app.name_any())
-        .map(|d| ObjectRef::from_obj(d.as_ref()))
-        .collect()
-}
-
 /// Runs every controller until shutdown.
 pub async fn run(
     ctx: Arc<Context>,
@@ -426,21 +419,52 @@ pub async fn run(
         let (wake_integrations, integrations_woken) = unbounded();
         let (wake_webhooks, webhooks_woken) = unbounded();
 
-        let (keys, key_events) = primary::<SmoochKey>(&scope, &ctx, readiness.clone(), |_| {});
+        let keys_by_app = Index::shared(app_of::<SmoochKey>);
+        let integrations_by_app = Index::shared(app_of::<SmoochIntegration>);
+        let integrations_by_secret = Index::shared(|i: &SmoochIntegration| {
+            let ns = i.meta().namespace.clone().unwrap_or_default();
+            i.secret_refs()
+                .iter()
+                .map(|r| (ns.clone(), r.name.clone()))
+                .collect()
+        });
+        let webhooks_by_app = Index::shared(app_of::<SmoochWebhook>);
+        let apps_by_credentials = {
+            let ctx = ctx.clone();
+            Index::shared(move |a: &SmoochApp| vec![credentials::source_of(a, &ctx)])
+        };
+
+        let (keys, key_events) = primary::<SmoochKey>(&scope, &ctx, readiness.clone(), {
+            let index = keys_by_app.clone();
+            move |e| observe(&index, e)
+        });
         let (integrations, integration_events) =
-            primary::<SmoochIntegration>(&scope, &ctx, readiness.clone(), |_| {});
+            primary::<SmoochIntegration>(&scope, &ctx, readiness.clone(), {
+                let (by_app, by_secret) =
+                    (integrations_by_app.clone(), integrations_by_secret.clone());
+                move |e| {
+                    observe(&by_app, e);
+                    observe(&by_secret, e);
+                }
+            });
         let (webhooks, webhook_events) =
-            primary::<SmoochWebhook>(&scope, &ctx, readiness.clone(), |_| {});
+            primary::<SmoochWebhook>(&scope, &ctx, readiness.clone(), {
+                let index = webhooks_by_app.clone();
+                move |e| observe(&index, e)
+            });
         let mut dependents = DependentRoutes {
             seen: Default::default(),
-            keys: (wake_keys.clone(), keys.clone()),
-            integrations: (wake_integrations.clone(), integrations.clone()),
-            webhooks: (wake_webhooks.clone(), webhooks.clone()),
+            keys: (wake_keys.clone(), keys_by_app),
+            integrations: (wake_integrations.clone(), integrations_by_app),
+            webhooks: (wake_webhooks.clone(), webhooks_by_app),
         };
-        let (apps, app_events) =
-            primary::<SmoochApp>(&scope, &ctx, readiness.clone(), move |event| {
-                dependents.route(event)
-            });
+        let (apps, app_events) = primary::<SmoochApp>(&scope, &ctx, readiness.clone(), {
+            let index = apps_by_credentials.clone();
+            move |e| {
+                observe(&index, e);
+                dependents.route(e);
+            }
+        });
         ctx.caches.add_app_store(apps.clone());
         sample_queue_depth(&scope, apps.clone(), ctx.clone());
         sample_queue_depth(&scope, keys.clone(), ctx.clone());
@@ -451,10 +475,10 @@ pub async fn run(
             &scope,
             SecretRoutes {
                 ctx: ctx.clone(),
-                apps: (wake_apps, apps.clone()),
+                apps: (wake_apps, apps_by_credentials.clone()),
                 keys: wake_keys,
                 webhooks: wake_webhooks,
-                integrations: (wake_integrations, integrations.clone()),
+                integrations: (wake_integrations, integrations_by_secret),
             },
             shutdown.clone(),
         ));
@@ -465,15 +489,10 @@ pub async fn run(
         // The default credentials Secret lives in the operator's namespace,
         // which a namespaced scope does not see.
         if matches!(&scope, Scope::Namespace(ns) if *ns != ctx.settings.operator_namespace) {
-            let (store, ctx2) = (apps.clone(), ctx.clone());
+            let index = apps_by_credentials.clone();
             controller = controller.watches_stream(default_credentials(&ctx), move |secret| {
-                let key = (secret.namespace().unwrap_or_default(), secret.name_any());
-                store
-                    .state()
-                    .iter()
-                    .filter(|a| credentials::source_of(a, &ctx2) == key)
-                    .map(|a| ObjectRef::from_obj(a.as_ref()))
-                    .collect::<Vec<_>>()
+                let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
+                pointing_at(&index, &ns, &name)
             });
         }
         runs.push(started(controller, &config, shutdown.clone(), &ctx));

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod context;
 pub mod controllers;
 pub mod credentials;
+pub mod index;
 pub mod integration;
 pub mod key;
 pub mod secrets;
