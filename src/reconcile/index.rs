@@ -13,9 +13,12 @@ use std::sync::{Arc, Mutex};
 /// What a resource points at: a namespace and a name (an app, a Secret).
 pub type Target = (String, String);
 
+/// What a resource of kind `K` points at.
+type TargetsOf<K> = Box<dyn Fn(&K) -> Vec<Target> + Send>;
+
 /// Resources of kind `K` by the targets they point at.
 pub struct Index<K: Resource<DynamicType = ()>> {
-    targets_of: Box<dyn Fn(&K) -> Vec<Target> + Send>,
+    targets_of: TargetsOf<K>,
     by_target: HashMap<Target, HashSet<ObjectRef<K>>>,
     of_object: HashMap<ObjectRef<K>, Vec<Target>>,
     /// Between the start and the end of a (re)list: the objects it listed.
