@@ -426,6 +426,22 @@ async fn names_of_any_length_kubernetes_accepts_become_ready(version: ApiVersion
     if version == ApiVersion::V2 {
         assert_eq!(keys[0].name.chars().count(), 100, "{}", keys[0].name);
     }
+    // Each has its Created event, although "<name>.<suffix>" would be
+    // longer than an event's name may be.
+    let events = h
+        .api::<k8s_openapi::api::events::v1::Event>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items;
+    for name in [&app_name, &key_name, &hook_name, &int_name] {
+        assert!(
+            events.iter().any(|e| e.reason.as_deref() == Some("Created")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)),
+            "no Created event for {}…",
+            &name[..8]
+        );
+    }
     h.finish().await;
 }
 
