@@ -576,6 +576,18 @@ async fn applying_everything_at_once_makes_no_redundant_smooch_calls(version: Ap
         h.operator_writes.lock().unwrap()
     );
 
+    // Kubernetes reads: the fresh reads a create decides on (each
+    // resource itself and a dependent's app), each channel token once, the
+    // watches' first lists. App-maker credentials come from the kept copy,
+    // a new Secret is created without a read first, and a dependent whose
+    // app the cache shows not Ready waits without a read. (6N; up to 2N
+    // more re-reads on a loaded machine. Before: 10N.)
+    let gets = h.operator_gets.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        gets <= 8 * N,
+        "{gets} Kubernetes GETs for {N} x 3 resources"
+    );
+
     let reasons = h.event_reasons().await;
     let created = reasons.iter().filter(|r| *r == "Created").count() as u64;
     assert_eq!(created, 3 * N, "{reasons:?}");

@@ -182,8 +182,10 @@ impl Managed for SmoochApp {
 
     /// Also keeps this app's own credentials Secret (if it has one) from
     /// going away while the app may need it, and lets go of a previous one.
-    async fn connect(&self, ctx: &Context, reads: Reads) -> Result<SmoochClient> {
-        let (client, secret) = credentials::read_for(self, ctx, reads).await?;
+    /// An app reads nothing but its credentials, an input read from its
+    /// kept copy whatever `Reads` says (see `credentials`).
+    async fn connect(&self, ctx: &Context, _: Reads) -> Result<SmoochClient> {
+        let (client, secret) = credentials::read_for(self, ctx).await?;
         let namespace = self.namespace().unwrap_or_default();
         let uid = self.uid().unwrap_or_default();
         let current = self.spec.credentials_secret_ref.as_ref().map(|r| &r.name);
@@ -237,7 +239,7 @@ impl Managed for SmoochApp {
     }
 
     async fn connect_for_cleanup(&self, ctx: &Context) -> Result<Option<SmoochClient>> {
-        client_for(self, ctx, Reads::Fresh).await.map(Some)
+        client_for(self, ctx).await.map(Some)
     }
 
     async fn observe(&self, client: &SmoochClient, id: &str) -> Result<Option<App>> {
@@ -364,6 +366,21 @@ fn usable(app: &SmoochApp) -> Option<String> {
         .flatten()
 }
 
+/// A dependent whose app the SmoochApp cache shows, not usable: it waits
+/// without reading anything. Safe to trust: the app's becoming Ready
+/// reaches that cache first and then wakes its dependents.
+pub fn not_ready_in_cache(namespace: &str, app_name: &str, ctx: &Context) -> Option<Error> {
+    let app = ctx.caches.app(namespace, app_name)?;
+    usable(&app).is_none().then(|| not_ready(app_name))
+}
+
+fn not_ready(app_name: &str) -> Error {
+    Error::Waiting {
+        reason: super::APP_NOT_READY,
+        message: format!("SmoochApp {app_name} is not Ready yet"),
+    }
+}
+
 /// Resolves the SmoochApp a dependent names; waits until it is Ready. A
 /// re-check takes a usable app from the SmoochApp cache; anything else
 /// (not cached, not usable there, a fresh decision) reads the API server.
@@ -395,13 +412,10 @@ pub async fn connect_dependent(
     };
     match usable(&app) {
         Some(app_id) => Ok(AppConnection {
-            client: client_for(&app, ctx, reads).await?,
+            client: client_for(&app, ctx).await?,
             app_id,
         }),
-        _ => Err(Error::Waiting {
-            reason: super::APP_NOT_READY,
-            message: format!("SmoochApp {app_name} is not Ready yet"),
-        }),
+        _ => Err(not_ready(app_name)),
     }
 }
 
@@ -428,7 +442,7 @@ pub async fn connect_dependent_for_cleanup(
     // Without its SmoochApp, the operator's default credentials are the
     // only ones it may use.
     let client = match &app {
-        Some(app) => client_for(app, ctx, Reads::Fresh).await?,
+        Some(app) => client_for(app, ctx).await?,
         None => credentials::default_client(namespace, ctx).await?,
     };
     Ok(Some(AppConnection { client, app_id }))

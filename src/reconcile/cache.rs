@@ -17,7 +17,12 @@
 //!
 //! Decisions that must not act on stale data (create, re-create, rotation,
 //! repair) read fresh ([`Reads::Fresh`]): the reconcile loop switches to
-//! fresh reads before it takes one.
+//! fresh reads before it takes one. Fresh are the resource itself, its app
+//! and the Secret it writes; Secrets that are only inputs (app-maker
+//! credentials, channel tokens) are read from their kept copy even then,
+//! since a change to one reaches the watch, drops the copy and wakes its
+//! users. A Secret for a Smooch object made just now is created without a
+//! read (no Secret can hold anything of that object yet).
 
 use crate::resources::SmoochApp;
 use k8s_openapi::api::core::v1::Secret;

@@ -31,22 +31,18 @@ pub fn source_of(app: &SmoochApp, ctx: &Context) -> (String, String) {
 }
 
 /// A Smooch client for the app's app-maker credentials.
-pub async fn client_for(app: &SmoochApp, ctx: &Context, reads: Reads) -> Result<SmoochClient> {
-    Ok(read_for(app, ctx, reads).await?.0)
+pub async fn client_for(app: &SmoochApp, ctx: &Context) -> Result<SmoochClient> {
+    Ok(read_for(app, ctx).await?.0)
 }
 
 /// The app's client and the credentials Secret it came from.
-pub async fn read_for(
-    app: &SmoochApp,
-    ctx: &Context,
-    reads: Reads,
-) -> Result<(SmoochClient, Secret)> {
+pub async fn read_for(app: &SmoochApp, ctx: &Context) -> Result<(SmoochClient, Secret)> {
     let namespace = app.namespace().unwrap_or_default();
     if app.spec.credentials_secret_ref.is_none() {
         ensure_default_allowed(&namespace, ctx)?;
     }
     let (namespace, name) = source_of(app, ctx);
-    client_from_secret(&namespace, &name, ctx, reads).await
+    client_from_secret(&namespace, &name, ctx).await
 }
 
 /// A Smooch client for the operator's default app-maker credentials, for
@@ -58,7 +54,6 @@ pub async fn default_client(namespace: &str, ctx: &Context) -> Result<SmoochClie
         &settings.operator_namespace,
         &settings.default_credentials_secret,
         ctx,
-        Reads::Fresh,
     )
     .await?;
     Ok(client)
@@ -83,16 +78,22 @@ fn ensure_default_allowed(namespace: &str, ctx: &Context) -> Result<()> {
     })
 }
 
+/// A Secret that is only an input (app-maker credentials here, a channel
+/// token for an integration) is read from its kept copy (`cache.rs`), even
+/// for a create: no decision depends on that copy being the newest. A
+/// change reaches the Secret watch, which drops the copy and wakes whoever
+/// uses the Secret; credentials changed in between are refused by Smooch,
+/// and the retry reads them anew. What a create reads fresh is the
+/// resource itself and its app.
 async fn client_from_secret(
     namespace: &str,
     name: &str,
     ctx: &Context,
-    reads: Reads,
 ) -> Result<(SmoochClient, Secret)> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let secret = ctx
         .caches
-        .secret(&api, namespace, name, reads)
+        .secret(&api, namespace, name, Reads::Cached)
         .await?
         .ok_or_else(|| Error::Waiting {
             reason: "CredentialsMissing",

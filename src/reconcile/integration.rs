@@ -53,14 +53,14 @@ impl SmoochIntegration {
     }
 
     /// Builds the create body, reading each credential from its Secret.
-    async fn desired_params(&self, ctx: &Context, reads: Reads) -> Result<IntegrationParams> {
+    async fn desired_params(&self, ctx: &Context) -> Result<IntegrationParams> {
         let ns = self.namespace().unwrap_or_default();
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
         let read = |r: &SecretKeyRef| {
             let secrets = secrets.clone();
             let r = r.clone();
             let ns = ns.clone();
-            async move { read_credential(ctx, &secrets, &ns, &r, reads).await }
+            async move { read_credential(ctx, &secrets, &ns, &r).await }
         };
         let s = &self.spec;
         let missing = |block: &str| {
@@ -107,16 +107,17 @@ impl SmoochIntegration {
     }
 }
 
+/// An input, read from the kept copy like app-maker credentials (see
+/// `credentials::client_from_secret`).
 async fn read_credential(
     ctx: &Context,
     secrets: &Api<Secret>,
     namespace: &str,
     r: &SecretKeyRef,
-    reads: Reads,
 ) -> Result<Sensitive> {
     let secret = ctx
         .caches
-        .secret(secrets, namespace, &r.name, reads)
+        .secret(secrets, namespace, &r.name, Reads::Cached)
         .await?
         .ok_or_else(|| Error::Waiting {
             reason: "CredentialSecretMissing",
@@ -221,7 +222,7 @@ impl Managed for SmoochIntegration {
             reads,
         )
         .await?;
-        let params = self.desired_params(ctx, reads).await?;
+        let params = self.desired_params(ctx).await?;
         let fingerprint = fingerprint(&app.app_id, &params);
         Ok(IntegrationConnection {
             app,

@@ -318,6 +318,12 @@ async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<A
     // the recorded object gone, or drift to repair) the resource is read
     // from the API server and the decision taken again on the fresh copy.
     // Cheap: the common no-op reconcile never needs it.
+    if let Some(app_name) = obj.app_name()
+        && let Some(waiting) =
+            app::not_ready_in_cache(&obj.namespace().unwrap_or_default(), app_name, ctx)
+    {
+        return Err(waiting);
+    }
     let mut fresh: Option<K> = None;
     if obj.recorded_id().is_none() {
         fresh = Some(api.get(&obj.name_any()).await?);
@@ -443,9 +449,13 @@ async fn finish_and_write_secret<K: Managed>(
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let secret_name = secret_name(obj);
     let namespace = obj.namespace().unwrap_or_default();
+    // A Smooch object made just now: no Secret can hold anything of it
+    // yet, so the Secret is created without a read first (one that exists
+    // is read and updated then).
+    let just_made = matches!(origin, Origin::Created | Origin::Recreated);
     let current_secret = match &secret_name {
-        Some(name) => ctx.caches.secret(&secrets, &namespace, name, reads).await?,
-        None => None,
+        Some(name) if !just_made => ctx.caches.secret(&secrets, &namespace, name, reads).await?,
+        _ => None,
     };
     let observation = obj
         .finish(conn, external, origin, current_secret.as_ref())
@@ -460,7 +470,11 @@ async fn finish_and_write_secret<K: Managed>(
             obj.secret_template(),
             data,
         );
-        if secrets::ensure(&secrets, current_secret, &desired).await? {
+        let wrote_it = match just_made {
+            true => secrets::create_or_ensure(&secrets, &desired).await?,
+            false => secrets::ensure(&secrets, current_secret, &desired).await?,
+        };
+        if wrote_it {
             ctx.metrics.kube_write(K::KIND, "secret");
             wrote = Some(name.clone());
         }

@@ -148,20 +148,7 @@ pub async fn ensure(
             Ok(true)
         }
         None => {
-            let secret = Secret {
-                metadata: ObjectMeta {
-                    name: Some(desired.name.clone()),
-                    labels: Some(desired.labels.clone()),
-                    annotations: (!desired.annotations.is_empty())
-                        .then(|| desired.annotations.clone()),
-                    owner_references: Some(vec![desired.owner.clone()]),
-                    ..Default::default()
-                },
-                type_: Some("Opaque".into()),
-                data: Some(desired.byte_data()),
-                ..Default::default()
-            };
-            api.create(&write_params(), &secret).await?;
+            create(api, desired).await?;
             Ok(true)
         }
     }
@@ -188,6 +175,37 @@ pub fn written_last_by_us(meta: &ObjectMeta) -> bool {
     };
     let mut latest = fields.iter().filter(|f| f.time.as_ref() == Some(newest));
     latest.all(|f| f.manager.as_deref() == Some(super::MANAGER))
+}
+
+/// Creates the Secret without reading first (for a Smooch object made just
+/// now, whose data no Secret can hold yet); when one of that name exists,
+/// reads it and goes on as [`ensure`]. Returns whether it wrote.
+pub async fn create_or_ensure(api: &Api<Secret>, desired: &DesiredSecret) -> Result<bool> {
+    match create(api, desired).await {
+        Ok(()) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let existing = api.get_opt(&desired.name).await?;
+            ensure(api, existing, desired).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn create(api: &Api<Secret>, desired: &DesiredSecret) -> kube::Result<()> {
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(desired.name.clone()),
+            labels: Some(desired.labels.clone()),
+            annotations: (!desired.annotations.is_empty()).then(|| desired.annotations.clone()),
+            owner_references: Some(vec![desired.owner.clone()]),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(desired.byte_data()),
+        ..Default::default()
+    };
+    api.create(&write_params(), &secret).await?;
+    Ok(())
 }
 
 /// Deletes a Secret this resource owns (after a rename, or on cleanup).
