@@ -121,6 +121,13 @@ struct Cli {
     /// This replica's identity in the Lease; defaults to the Pod name.
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// Threads that run the operator. 1 runs everything on one thread
+    /// (tokio's current-thread runtime): the operator mostly waits on the
+    /// network, and handing each reconcile between threads cost more CPU
+    /// than it saved (BENCHMARKS.md). More than 1: a multi-thread runtime
+    /// with that many workers.
+    #[arg(long, env = "WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    worker_threads: u16,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -153,11 +160,20 @@ async fn ready(State(http): State<Http>) -> StatusCode {
 
 fn main() -> anyhow::Result<()> {
     one_malloc_arena();
-    tokio::runtime::Builder::new_multi_thread()
+    let cli = Cli::parse();
+    let mut runtime = match cli.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n.into());
+            builder
+        }
+    };
+    runtime
         .enable_all()
         .build()
         .context("tokio runtime")?
-        .block_on(run())
+        .block_on(run(cli))
 }
 
 /// One glibc malloc arena for all threads (unless MALLOC_ARENA_MAX says
@@ -178,8 +194,7 @@ fn one_malloc_arena() {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(cli.log_level.as_deref(), cli.log_json);
 
     let metrics = Arc::new(Metrics::default());
