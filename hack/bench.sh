@@ -8,7 +8,8 @@
 #   hack/bench.sh all                   every scenario with the settings of BENCHMARKS.md
 #   hack/bench.sh peer                  side by side with the Go controller-runtime peer
 #       (PEER_DIR, default ../shared/peers/controller-runtime; its bench.sh takes
-#       NS_LIST, RUNS, STEADY_N, WINDOW_S: e.g. NS_LIST=1000 RUNS=3 hack/bench.sh peer)
+#       NS_LIST, RUNS, STEADY_N, WINDOW_S: e.g. NS_LIST=1000 RUNS=3 hack/bench.sh peer;
+#       the chart's finalizer policy is in place for both, FINALIZER_POLICY=0 leaves it out)
 #
 # Starts a control plane (hack/controlplane.sh, in a fresh temp dir), builds
 # the operator in release, runs `cargo bench --bench operator -- <args>`
@@ -33,7 +34,28 @@ if [[ $1 == peer ]]; then
   cargo build --release --bin smooch-operator --bin smooch-emulator
   [[ $TARGET == "$ROOT/target" || -e $ROOT/target ]] || ln -s "$TARGET" "$ROOT/target"
   echo "bench: $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD) load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-  SMOOCH_REPO=$ROOT exec "$PEER_DIR/bench.sh"
+  REPO=$ROOT
+  # The peer's script applies $SMOOCH_REPO/crds/crds.yaml to its control
+  # plane. A cluster set up by `helm install` with default values also has
+  # the chart's finalizer policy (templates/finalizer-policy.yaml): both
+  # operators run with it, from a copy of crds.yaml that carries it too.
+  # FINALIZER_POLICY=0 leaves it out (a cluster older than Kubernetes 1.36,
+  # or finalizerPolicy.enabled=false).
+  if [[ ${FINALIZER_POLICY:-1} == 1 ]]; then
+    HELM=$(hack/controlplane.sh build | tail -n 1)/helm
+    REPO=$(mktemp -d /tmp/smooch-bench-repo.XXXXXX)
+    trap 'rm -rf "$REPO"' EXIT
+    ln -s "$ROOT/hack" "$REPO/hack"
+    ln -s "$ROOT/target" "$REPO/target"
+    mkdir "$REPO/crds"
+    { cat crds/crds.yaml; echo "---"
+      "$HELM" template bench charts/smooch-operator --show-only templates/finalizer-policy.yaml \
+        --api-versions admissionregistration.k8s.io/v1/MutatingAdmissionPolicy
+    } >"$REPO/crds/crds.yaml"
+    echo "bench: with the chart's finalizer policy (FINALIZER_POLICY=0: without)" >&2
+  fi
+  SMOOCH_REPO=$REPO PEER_BENCH_DIR=${PEER_BENCH_DIR:-$ROOT/target/peer-bench} "$PEER_DIR/bench.sh"
+  exit
 fi
 export BENCH_JSON=${BENCH_JSON:-$TARGET/bench/operator.jsonl}
 mkdir -p "$(dirname "$BENCH_JSON")"

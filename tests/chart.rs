@@ -19,11 +19,14 @@ use k8s_openapi::api::authorization::v1::{
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRole;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Config};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use smooch_operator::resources::{SmoochApp, SmoochIntegration, SmoochKey, SmoochWebhook};
+use smooch_operator::resources::{
+    FINALIZER, SmoochApp, SmoochIntegration, SmoochKey, SmoochWebhook,
+};
 use smooch_operator::smooch::jwt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -123,11 +126,18 @@ async fn helm_template_raw(release: &str, namespace: &str, values: &Value) -> Ra
             namespace,
             "-f",
             file.path().to_str().unwrap(),
+            // As `helm install` finds it on this control plane (helm's
+            // offline default list predates the v1 API).
+            "--api-versions",
+            MAP_API,
         ],
         None,
     )
     .await
 }
+
+/// The API of the chart's finalizer policy (Kubernetes 1.36).
+const MAP_API: &str = "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy";
 
 /// The chart rendered with these values, one JSON value per document.
 async fn render(release: &str, namespace: &str, values: &Value) -> Vec<Value> {
@@ -799,12 +809,29 @@ async fn rendered_manifests_follow_the_values() {
             "ClusterRole",
             "ClusterRoleBinding",
             "Deployment",
+            "MutatingAdmissionPolicy",
+            "MutatingAdmissionPolicyBinding",
             "Service",
             "ServiceAccount"
         ]
         .map(String::from)
         .into()
     );
+    // Cluster-wide: the finalizer policy binds in every namespace.
+    let binding = only(&docs, "MutatingAdmissionPolicyBinding");
+    assert_eq!(
+        binding["spec"]["policyName"],
+        "rel-smooch-operator-finalizer"
+    );
+    assert!(binding["spec"]["matchResources"].is_null(), "{binding:#}");
+    let off = render(
+        "rel",
+        "ops",
+        &json!({"finalizerPolicy": {"enabled": false}}),
+    )
+    .await;
+    assert!(of_kind(&off, "MutatingAdmissionPolicy").is_empty());
+    assert!(of_kind(&off, "MutatingAdmissionPolicyBinding").is_empty());
     for doc in &docs {
         let labels = &doc["metadata"]["labels"];
         for label in [
@@ -818,8 +845,10 @@ async fn rendered_manifests_follow_the_values() {
         }
         assert_eq!(labels["app.kubernetes.io/instance"], "rel");
         assert_eq!(labels["app.kubernetes.io/managed-by"], "Helm");
-        if !doc["kind"].as_str().unwrap().starts_with("Cluster") {
-            assert_eq!(doc["metadata"]["namespace"], "ops", "{}", doc["kind"]);
+        let kind = doc["kind"].as_str().unwrap();
+        let cluster_scoped = kind.starts_with("Cluster") || kind.starts_with("MutatingAdmission");
+        if !cluster_scoped {
+            assert_eq!(doc["metadata"]["namespace"], "ops", "{kind}");
         }
     }
     let deployment = only(&docs, "Deployment");
@@ -1242,6 +1271,125 @@ async fn rendered_manifests_pass_a_server_side_dry_run() {
     }
 }
 
+/// The chart's MutatingAdmissionPolicy gives each new resource the
+/// operator's finalizer as the API server admits it (no operator running
+/// here), keeps other finalizers, and stays out of namespaces the release
+/// does not watch.
+#[tokio::test]
+async fn finalizer_policy_gives_new_resources_the_finalizer_where_watched() {
+    let client = support::kube_client().await;
+    support::install_crds(&client).await;
+    let watched = support::namespace(&client, "chart-fin").await;
+    let unwatched = support::namespace(&client, "chart-fin-other").await;
+    let docs = render(&watched, &watched, &json!({"watchNamespaces": [watched]})).await;
+    let policy: Vec<&Value> = docs
+        .iter()
+        .filter(|d| {
+            d["kind"] == "MutatingAdmissionPolicy" || d["kind"] == "MutatingAdmissionPolicyBinding"
+        })
+        .collect();
+    assert_eq!(policy.len(), 2, "the policy and its binding");
+    let manifest: String = policy
+        .iter()
+        .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap()))
+        .collect();
+    run(
+        "kubectl",
+        &["apply", "--server-side", "-f", "-"],
+        Some(manifest.clone()),
+    )
+    .await
+    .must("apply the finalizer policy");
+
+    let app = |name: &str, finalizers: Value| -> SmoochApp {
+        serde_json::from_value(json!({
+            "apiVersion": "smooch-operator.io/v1alpha1",
+            "kind": "SmoochApp",
+            "metadata": {"name": name, "finalizers": finalizers},
+            "spec": {"name": name},
+        }))
+        .unwrap()
+    };
+    let has_ours = |finalizers: &[String]| finalizers.iter().any(|f| f == FINALIZER);
+    let apps: Api<SmoochApp> = Api::namespaced(client.clone(), &watched);
+    // The API server loads a new policy within moments: a dry-run create
+    // runs admission without storing anything.
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let probe = apps
+            .create(&dry_run, &app("probe", json!(null)))
+            .await
+            .unwrap();
+        if has_ours(probe.finalizers()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the policy never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let created = apps
+        .create(&PostParams::default(), &app("plain", json!(null)))
+        .await
+        .unwrap();
+    assert_eq!(created.finalizers(), [FINALIZER.to_string()]);
+    let created = apps
+        .create(
+            &PostParams::default(),
+            &app("other-finalizer", json!(["example.com/keep"])),
+        )
+        .await
+        .unwrap();
+    let mut finalizers = created.finalizers().to_vec();
+    finalizers.sort();
+    assert_eq!(finalizers, ["example.com/keep", FINALIZER]);
+    let keys: Api<SmoochKey> = Api::namespaced(client.clone(), &watched);
+    let key: SmoochKey = serde_json::from_value(json!({
+        "apiVersion": "smooch-operator.io/v1alpha1",
+        "kind": "SmoochKey",
+        "metadata": {"name": "key"},
+        "spec": {"appRef": {"name": "plain"}},
+    }))
+    .unwrap();
+    let key = keys.create(&PostParams::default(), &key).await.unwrap();
+    assert_eq!(key.finalizers(), [FINALIZER.to_string()]);
+    let elsewhere: Api<SmoochApp> = Api::namespaced(client.clone(), &unwatched);
+    let created = elsewhere
+        .create(&PostParams::default(), &app("plain", json!(null)))
+        .await
+        .unwrap();
+    assert!(
+        created.finalizers().is_empty(),
+        "a namespace the release does not watch gets no finalizer: {:?}",
+        created.finalizers()
+    );
+
+    run("kubectl", &["delete", "-f", "-"], Some(manifest))
+        .await
+        .must("delete the finalizer policy");
+    // No operator runs here to remove them.
+    let unfinalize = Patch::Merge(json!({"metadata": {"finalizers": null}}));
+    for name in ["plain", "other-finalizer"] {
+        apps.patch(name, &PatchParams::default(), &unfinalize)
+            .await
+            .unwrap();
+    }
+    keys.patch("key", &PatchParams::default(), &unfinalize)
+        .await
+        .unwrap();
+    for ns in [watched, unwatched] {
+        let _ = Api::<Namespace>::all(client.clone())
+            .delete(&ns, &DeleteParams::default())
+            .await;
+    }
+}
+
 #[tokio::test]
 async fn helm_install_into_a_fresh_namespace() {
     let admin = support::kube_client().await;
@@ -1326,6 +1474,14 @@ async fn helm_install_into_a_fresh_namespace() {
         Some(fullname.as_str())
     );
 
+    // The finalizer policy: helm install found the v1 API on this cluster.
+    let policy = format!("{fullname}-finalizer");
+    for kind in ["mutatingadmissionpolicy", "mutatingadmissionpolicybinding"] {
+        run("kubectl", &["get", kind, &policy], None)
+            .await
+            .must(&format!("{kind} {policy} after helm install"));
+    }
+
     release.uninstall().await;
     assert!(
         Api::<ClusterRole>::all(admin.clone())
@@ -1335,6 +1491,20 @@ async fn helm_install_into_a_fresh_namespace() {
             .is_none(),
         "helm uninstall leaves no ClusterRole behind"
     );
+    for kind in ["mutatingadmissionpolicy", "mutatingadmissionpolicybinding"] {
+        let left = run(
+            "kubectl",
+            &["get", kind, &policy, "--ignore-not-found", "-o", "name"],
+            None,
+        )
+        .await
+        .must(&format!("kubectl get {kind}"));
+        assert_eq!(
+            left.stdout.trim(),
+            "",
+            "helm uninstall leaves no {kind} behind"
+        );
+    }
     // The CRDs stay (helm never deletes crds/).
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(admin.clone());
