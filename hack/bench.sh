@@ -46,6 +46,7 @@ if [[ $1 == peer ]]; then
     REPO=$(mktemp -d /tmp/smooch-bench-repo.XXXXXX)
     trap 'rm -rf "$REPO"' EXIT
     ln -s "$ROOT/hack" "$REPO/hack"
+    ln -s "$ROOT/tests" "$REPO/tests"   # the control plane's pinned versions
     ln -s "$ROOT/target" "$REPO/target"
     mkdir "$REPO/crds"
     { cat crds/crds.yaml; echo "---"

@@ -25,6 +25,7 @@
 //! read (no Secret can hold anything of that object yet).
 
 use crate::resources::SmoochApp;
+use crate::smooch::SmoochClient;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -51,7 +52,14 @@ struct Slot {
 pub struct Caches {
     apps: RwLock<Vec<Store<SmoochApp>>>,
     secrets: Mutex<HashMap<(String, String), Slot>>,
+    /// The Smooch client made from a credentials Secret, with the kept copy
+    /// it was made from: reused while that copy is the one kept (a re-check
+    /// then neither parses the credentials nor signs a JWT).
+    clients: Mutex<HashMap<(String, String), MadeFrom>>,
 }
+
+/// A client and the kept copy of the Secret it was made from.
+type MadeFrom = (Arc<Secret>, SmoochClient);
 
 impl Caches {
     /// The SmoochApp controller's cache.
@@ -72,13 +80,14 @@ impl Caches {
 
     /// The Secret `namespace/name`: the kept copy for a re-check, else from
     /// the API server (and kept, unless a watch event came meanwhile).
+    /// Shared with the kept copy, not cloned: a re-check reads it only.
     pub async fn secret(
         &self,
         api: &Api<Secret>,
         namespace: &str,
         name: &str,
         reads: Reads,
-    ) -> kube::Result<Option<Secret>> {
+    ) -> kube::Result<Option<Arc<Secret>>> {
         let key = (namespace.to_owned(), name.to_owned());
         let epoch = {
             let secrets = self.secrets.lock().expect("not poisoned");
@@ -86,17 +95,44 @@ impl Caches {
             if reads == Reads::Cached
                 && let Some(kept) = slot.and_then(|s| s.kept.as_ref())
             {
-                return Ok(Some(kept.as_ref().clone()));
+                return Ok(Some(kept.clone()));
             }
             slot.map_or(0, |s| s.epoch)
         };
-        let read = api.get_opt(name).await?;
+        let read = api.get_opt(name).await?.map(|s| Arc::new(kept(s)));
         let mut secrets = self.secrets.lock().expect("not poisoned");
         let slot = secrets.entry(key).or_default();
         if slot.epoch == epoch {
-            slot.kept = read.as_ref().map(|s| Arc::new(kept(s)));
+            slot.kept = read.clone();
         }
         Ok(read)
+    }
+
+    /// The client made earlier from this very copy of the Secret
+    /// `namespace/name`, if any.
+    pub fn client_made_from(
+        &self,
+        namespace: &str,
+        name: &str,
+        secret: &Arc<Secret>,
+    ) -> Option<SmoochClient> {
+        let clients = self.clients.lock().expect("not poisoned");
+        let (from, client) = clients.get(&(namespace.to_owned(), name.to_owned()))?;
+        Arc::ptr_eq(from, secret).then(|| client.clone())
+    }
+
+    /// Keeps the client made from this copy of the Secret `namespace/name`.
+    pub fn keep_client(
+        &self,
+        namespace: &str,
+        name: &str,
+        secret: &Arc<Secret>,
+        client: &SmoochClient,
+    ) {
+        self.clients.lock().expect("not poisoned").insert(
+            (namespace.to_owned(), name.to_owned()),
+            (secret.clone(), client.clone()),
+        );
     }
 
     /// The SmoochApp `namespace/name` from the controller's cache.
@@ -109,15 +145,33 @@ impl Caches {
 
 /// What is kept of a Secret: all but who wrote which field (nothing reads
 /// that from here, and an update without it keeps the server's).
-fn kept(secret: &Secret) -> Secret {
-    let mut kept = secret.clone();
-    kept.metadata.managed_fields = None;
-    kept
+fn kept(mut secret: Secret) -> Secret {
+    secret.metadata.managed_fields = None;
+    secret
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_is_reused_only_for_the_copy_it_was_made_from() {
+        use crate::smooch::{Credentials, Transport, TransportConfig};
+        let transport = Transport::new(TransportConfig::default(), None).unwrap();
+        let credentials = Credentials::app_maker_key("app_1", "s3cr3t");
+        let client = SmoochClient::new(transport, &credentials).unwrap();
+        let caches = Caches::default();
+        let kept = Arc::new(Secret::default());
+        assert!(caches.client_made_from("ns", "creds", &kept).is_none());
+        caches.keep_client("ns", "creds", &kept, &client);
+        let reused = caches.client_made_from("ns", "creds", &kept).unwrap();
+        assert_eq!(reused.account(), client.account());
+        // The same content read again (after a watch event) is another
+        // copy: the client is made anew from it.
+        let reread = Arc::new(Secret::default());
+        assert!(caches.client_made_from("ns", "creds", &reread).is_none());
+        assert!(caches.client_made_from("ns", "other", &kept).is_none());
+    }
 
     #[test]
     fn an_event_drops_the_kept_copy_and_moves_the_epoch() {

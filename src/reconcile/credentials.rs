@@ -12,6 +12,7 @@ use crate::{Error, Result};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Patch;
 use kube::{Api, ResourceExt};
+use std::sync::Arc;
 
 /// Keys a credentials Secret may hold: `token` (a ready app-maker JWT), or
 /// `keyId` and `secret` (an app-maker key the operator signs with).
@@ -36,7 +37,7 @@ pub async fn client_for(app: &SmoochApp, ctx: &Context) -> Result<SmoochClient> 
 }
 
 /// The app's client and the credentials Secret it came from.
-pub async fn read_for(app: &SmoochApp, ctx: &Context) -> Result<(SmoochClient, Secret)> {
+pub async fn read_for(app: &SmoochApp, ctx: &Context) -> Result<(SmoochClient, Arc<Secret>)> {
     let namespace = app.namespace().unwrap_or_default();
     if app.spec.credentials_secret_ref.is_none() {
         ensure_default_allowed(&namespace, ctx)?;
@@ -89,7 +90,7 @@ async fn client_from_secret(
     namespace: &str,
     name: &str,
     ctx: &Context,
-) -> Result<(SmoochClient, Secret)> {
+) -> Result<(SmoochClient, Arc<Secret>)> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let secret = ctx
         .caches
@@ -99,11 +100,16 @@ async fn client_from_secret(
             reason: "CredentialsMissing",
             message: format!("app-maker credentials Secret {namespace}/{name} does not exist"),
         })?;
+    if let Some(client) = ctx.caches.client_made_from(namespace, name, &secret) {
+        return Ok((client, secret));
+    }
     let credentials = parse(&secret).map_err(|problem| Error::Waiting {
         reason: "CredentialsInvalid",
         message: format!("app-maker credentials Secret {namespace}/{name} {problem}"),
     })?;
-    Ok((SmoochClient::new(ctx.smooch.clone(), &credentials)?, secret))
+    let client = SmoochClient::new(ctx.smooch.clone(), &credentials)?;
+    ctx.caches.keep_client(namespace, name, &secret, &client);
+    Ok((client, secret))
 }
 
 /// Reads credentials from a Secret; the error says which keys are missing

@@ -458,7 +458,7 @@ async fn finish_and_write_secret<K: Managed>(
         _ => None,
     };
     let observation = obj
-        .finish(conn, external, origin, current_secret.as_ref())
+        .finish(conn, external, origin, current_secret.as_deref())
         .await?;
     let mut wrote = None;
 

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, PostParams};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The Secret a resource should have.
 pub struct DesiredSecret {
@@ -124,7 +125,7 @@ pub fn value_of(secret: &Secret, key: &str) -> Option<Sensitive> {
 /// wrote. A Secret of that name owned by anything else is a conflict.
 pub async fn ensure(
     api: &Api<Secret>,
-    existing: Option<Secret>,
+    existing: Option<Arc<Secret>>,
     desired: &DesiredSecret,
 ) -> Result<bool> {
     match existing {
@@ -133,7 +134,7 @@ pub async fn ensure(
         }),
         Some(current) if desired.is_satisfied_by(&current) => Ok(false),
         Some(current) => {
-            let mut updated = current;
+            let mut updated = Arc::unwrap_or_clone(current);
             let meta = &mut updated.metadata;
             meta.labels
                 .get_or_insert_with(Default::default)
@@ -184,7 +185,7 @@ pub async fn create_or_ensure(api: &Api<Secret>, desired: &DesiredSecret) -> Res
     match create(api, desired).await {
         Ok(()) => Ok(true),
         Err(kube::Error::Api(status)) if status.code == 409 => {
-            let existing = api.get_opt(&desired.name).await?;
+            let existing = api.get_opt(&desired.name).await?.map(Arc::new);
             ensure(api, existing, desired).await
         }
         Err(e) => Err(e.into()),
