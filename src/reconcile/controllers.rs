@@ -508,7 +508,15 @@ pub async fn run(
             Controller::for_stream(webhook_events, webhooks).reconcile_on(webhooks_woken);
         runs.push(started(controller, &config, shutdown.clone(), &ctx));
     }
-    future::join_all(runs).await;
+    // One task each: in one task, every wake-up of any of them (a
+    // reconcile done, a watch event) polled all of them again.
+    // A panic in one still ends the operator, at once.
+    let tasks: Vec<_> = runs.into_iter().map(tokio::spawn).collect();
+    if let Err(e) = future::try_join_all(tasks).await
+        && e.is_panic()
+    {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }
 
 /// A controller run until shutdown, with our settings.
