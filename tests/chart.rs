@@ -154,6 +154,13 @@ fn yaml_documents(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Documents as one multi-document YAML stream, for `kubectl apply -f -`.
+fn manifest(docs: &[&Value]) -> String {
+    docs.iter()
+        .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap()))
+        .collect()
+}
+
 fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d["kind"] == kind).collect()
 }
@@ -1240,10 +1247,7 @@ async fn rendered_manifests_pass_a_server_side_dry_run() {
             .iter()
             .filter(|d| d["kind"] != "ServiceMonitor")
             .collect();
-        let manifest: String = docs
-            .iter()
-            .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap()))
-            .collect();
+        let manifest = manifest(&docs);
         let out = run(
             "kubectl",
             // Every object names its namespace: the release's or a watched one.
@@ -1289,10 +1293,7 @@ async fn finalizer_policy_gives_new_resources_the_finalizer_where_watched() {
         })
         .collect();
     assert_eq!(policy.len(), 2, "the policy and its binding");
-    let manifest: String = policy
-        .iter()
-        .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap()))
-        .collect();
+    let manifest = manifest(&policy);
     run(
         "kubectl",
         &["apply", "--server-side", "-f", "-"],
