@@ -1,12 +1,14 @@
 //! Reads that a no-op re-check can take from memory instead of the API
 //! server.
 //!
-//! - Secrets: a Secret's data read once is kept here until a watch reports
-//!   any event about that Secret (a change by anyone, ourselves included,
-//!   a deletion, a relist); the event drops the kept copy before it wakes a
-//!   controller, so a reconcile woken by a Secret change reads it fresh. A
-//!   read that races such an event is not kept (each drop bumps the
-//!   Secret's epoch; a read keeps its answer only if the epoch did not move
+//! - Secrets: a Secret's data read once, or written by us (the API server's
+//!   answer to the write), is kept here until a watch reports another
+//!   version of that Secret (a change by anyone, a deletion, a relist that
+//!   finds it changed); the event drops the kept copy before it wakes a
+//!   controller, so a reconcile woken by a Secret change reads it fresh.
+//!   The event of the very version kept (our own write) leaves it. A read
+//!   or write answered after such an event is not kept (each event bumps
+//!   the Secret's epoch; an answer is kept only if the epoch did not move
 //!   while it was in flight). Every Secret the operator reads is under one
 //!   of its watches (all Secrets of the watched namespaces, and the default
 //!   credentials Secret).
@@ -67,15 +69,47 @@ impl Caches {
         self.apps.write().expect("not poisoned").push(store);
     }
 
-    /// A watch saw the Secret `namespace/name` (changed, deleted, listed
-    /// again): the kept copy may be out of date.
-    pub fn secret_event(&self, namespace: &str, name: &str) {
+    /// A watch saw the Secret `namespace/name` at `resource_version`
+    /// (changed, deleted, listed again): the kept copy may be out of date,
+    /// unless it is that very version (the event of our own write, whose
+    /// answer is kept: see [`Caches::keep_written`]). A deletion passes no
+    /// version.
+    pub fn secret_event(&self, namespace: &str, name: &str, resource_version: Option<&str>) {
         let mut secrets = self.secrets.lock().expect("not poisoned");
         let slot = secrets
             .entry((namespace.to_owned(), name.to_owned()))
             .or_default();
         slot.epoch = slot.epoch.wrapping_add(1);
-        slot.kept = None;
+        let same = |kept: &Arc<Secret>| {
+            resource_version.is_some()
+                && kept.metadata.resource_version.as_deref() == resource_version
+        };
+        if !slot.kept.as_ref().is_some_and(same) {
+            slot.kept = None;
+        }
+    }
+
+    /// Where the watch events of the Secret `namespace/name` are up to;
+    /// taken before writing it.
+    pub fn secret_epoch(&self, namespace: &str, name: &str) -> u64 {
+        let secrets = self.secrets.lock().expect("not poisoned");
+        secrets
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .map_or(0, |s| s.epoch)
+    }
+
+    /// Keeps what the API server answered to our write of the Secret
+    /// `namespace/name` (so the next re-check need not read it), unless a
+    /// watch event about it came since `epoch`: the answer may then be
+    /// older than what the event reported.
+    pub fn keep_written(&self, namespace: &str, name: &str, epoch: u64, written: Secret) {
+        let mut secrets = self.secrets.lock().expect("not poisoned");
+        let slot = secrets
+            .entry((namespace.to_owned(), name.to_owned()))
+            .or_default();
+        if slot.epoch == epoch {
+            slot.kept = Some(Arc::new(kept(written)));
+        }
     }
 
     /// The Secret `namespace/name`: the kept copy for a re-check, else from
@@ -184,10 +218,50 @@ mod tests {
                 kept: Some(Arc::new(Secret::default())),
             },
         );
-        caches.secret_event("ns", "s");
+        caches.secret_event("ns", "s", Some("7"));
         let secrets = caches.secrets.lock().unwrap();
         let slot = &secrets[&key];
         assert!(slot.kept.is_none());
         assert_eq!(slot.epoch, 5);
+    }
+
+    fn at_version(rv: &str) -> Secret {
+        let mut secret = Secret::default();
+        secret.metadata.resource_version = Some(rv.into());
+        secret
+    }
+
+    #[test]
+    fn our_write_is_kept_until_a_newer_version_or_a_deletion() {
+        let caches = Caches::default();
+        let epoch = caches.secret_epoch("ns", "s");
+        caches.keep_written("ns", "s", epoch, at_version("10"));
+        let kept = |c: &Caches| {
+            c.secrets.lock().unwrap()[&("ns".into(), "s".into())]
+                .kept
+                .clone()
+        };
+        // The event of that write itself keeps it.
+        caches.secret_event("ns", "s", Some("10"));
+        assert!(kept(&caches).is_some());
+        // Someone else's change drops it.
+        caches.secret_event("ns", "s", Some("11"));
+        assert!(kept(&caches).is_none());
+        // A deletion too.
+        let epoch = caches.secret_epoch("ns", "s");
+        caches.keep_written("ns", "s", epoch, at_version("12"));
+        caches.secret_event("ns", "s", None);
+        assert!(kept(&caches).is_none());
+    }
+
+    #[test]
+    fn a_write_answered_after_an_event_is_not_kept() {
+        let caches = Caches::default();
+        let epoch = caches.secret_epoch("ns", "s");
+        // An event about the Secret arrives while the write is in flight.
+        caches.secret_event("ns", "s", Some("11"));
+        caches.keep_written("ns", "s", epoch, at_version("10"));
+        let secrets = caches.secrets.lock().unwrap();
+        assert!(secrets[&("ns".to_string(), "s".to_string())].kept.is_none());
     }
 }

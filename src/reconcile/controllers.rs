@@ -178,9 +178,10 @@ struct SecretRoutes {
 
 impl SecretRoutes {
     fn route(&self, event: &watcher::Event<PartialObjectMeta<Secret>>) {
-        let (secret, applied) = match event {
-            watcher::Event::Apply(s) => (s, true),
-            watcher::Event::InitApply(s) | watcher::Event::Delete(s) => (s, false),
+        let (secret, applied, deleted) = match event {
+            watcher::Event::Apply(s) => (s, true, false),
+            watcher::Event::InitApply(s) => (s, false, false),
+            watcher::Event::Delete(s) => (s, false, true),
             watcher::Event::Init | watcher::Event::InitDone => return,
         };
         let meta = &secret.metadata;
@@ -189,7 +190,8 @@ impl SecretRoutes {
             meta.name.as_deref().unwrap_or_default(),
         );
         // The kept copy goes first (see `cache.rs`): whoever wakes reads anew.
-        self.ctx.caches.secret_event(ns, name);
+        let version = meta.resource_version.as_deref().filter(|_| !deleted);
+        self.ctx.caches.secret_event(ns, name, version);
 
         // A Secret we write wakes its owner when someone else changed or
         // deleted it (drift repair). Our own writes do not: the owner just
@@ -330,9 +332,12 @@ fn default_credentials(
     paced(watcher(api, watcher::Config::default().fields(&selector)))
         .touched_objects()
         .inspect_ok(move |s| {
+            // Any event: deletions included (a deleted object's last version
+            // is never the kept one's, which is older or gone).
             caches.secret_event(
                 s.metadata.namespace.as_deref().unwrap_or_default(),
                 s.metadata.name.as_deref().unwrap_or_default(),
+                None,
             )
         })
 }

@@ -470,12 +470,16 @@ async fn finish_and_write_secret<K: Managed>(
             obj.secret_template(),
             data,
         );
-        let wrote_it = match just_made {
+        // What the API server answers is kept as the Secret's copy, so the
+        // next re-check need not read it back (`cache.rs`).
+        let epoch = ctx.caches.secret_epoch(&namespace, name);
+        let written = match just_made {
             true => secrets::create_or_ensure(&secrets, &desired).await?,
             false => secrets::ensure(&secrets, current_secret, &desired).await?,
         };
-        if wrote_it {
+        if let Some(written) = written {
             ctx.metrics.kube_write(K::KIND, "secret");
+            ctx.caches.keep_written(&namespace, name, epoch, written);
             wrote = Some(name.clone());
         }
         // A renamed Secret leaves the old one behind; remove it.

@@ -121,18 +121,18 @@ pub fn value_of(secret: &Secret, key: &str) -> Option<Sensitive> {
     String::from_utf8(bytes.0.clone()).ok().map(Sensitive::from)
 }
 
-/// Writes `desired` unless `existing` already matches. Returns whether it
-/// wrote. A Secret of that name owned by anything else is a conflict.
+/// Writes `desired` unless `existing` already matches. Returns what it
+/// wrote, if it wrote. A Secret of that name owned by anything else is a conflict.
 pub async fn ensure(
     api: &Api<Secret>,
     existing: Option<Arc<Secret>>,
     desired: &DesiredSecret,
-) -> Result<bool> {
+) -> Result<Option<Secret>> {
     match existing {
         Some(current) if !is_owned_by(&current, &desired.owner.uid) => Err(Error::SecretConflict {
             name: desired.name.clone(),
         }),
-        Some(current) if desired.is_satisfied_by(&current) => Ok(false),
+        Some(current) if desired.is_satisfied_by(&current) => Ok(None),
         Some(current) => {
             let mut updated = Arc::unwrap_or_clone(current);
             let meta = &mut updated.metadata;
@@ -144,14 +144,12 @@ pub async fn ensure(
                 .extend(desired.annotations.clone());
             updated.data = Some(desired.byte_data());
             updated.string_data = None;
-            api.replace(&desired.name, &write_params(), &updated)
-                .await?;
-            Ok(true)
+            Ok(Some(
+                api.replace(&desired.name, &write_params(), &updated)
+                    .await?,
+            ))
         }
-        None => {
-            create(api, desired).await?;
-            Ok(true)
-        }
+        None => Ok(Some(create(api, desired).await?)),
     }
 }
 
@@ -180,10 +178,13 @@ pub fn written_last_by_us(meta: &ObjectMeta) -> bool {
 
 /// Creates the Secret without reading first (for a Smooch object made just
 /// now, whose data no Secret can hold yet); when one of that name exists,
-/// reads it and goes on as [`ensure`]. Returns whether it wrote.
-pub async fn create_or_ensure(api: &Api<Secret>, desired: &DesiredSecret) -> Result<bool> {
+/// reads it and goes on as [`ensure`]. Returns what it wrote, if it wrote.
+pub async fn create_or_ensure(
+    api: &Api<Secret>,
+    desired: &DesiredSecret,
+) -> Result<Option<Secret>> {
     match create(api, desired).await {
-        Ok(()) => Ok(true),
+        Ok(created) => Ok(Some(created)),
         Err(kube::Error::Api(status)) if status.code == 409 => {
             let existing = api.get_opt(&desired.name).await?.map(Arc::new);
             ensure(api, existing, desired).await
@@ -192,7 +193,7 @@ pub async fn create_or_ensure(api: &Api<Secret>, desired: &DesiredSecret) -> Res
     }
 }
 
-async fn create(api: &Api<Secret>, desired: &DesiredSecret) -> kube::Result<()> {
+async fn create(api: &Api<Secret>, desired: &DesiredSecret) -> kube::Result<Secret> {
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(desired.name.clone()),
@@ -205,8 +206,7 @@ async fn create(api: &Api<Secret>, desired: &DesiredSecret) -> kube::Result<()> 
         data: Some(desired.byte_data()),
         ..Default::default()
     };
-    api.create(&write_params(), &secret).await?;
-    Ok(())
+    api.create(&write_params(), &secret).await
 }
 
 /// Deletes a Secret this resource owns (after a rename, or on cleanup).
