@@ -332,8 +332,8 @@ fn default_credentials(
     paced(watcher(api, watcher::Config::default().fields(&selector)))
         .touched_objects()
         .inspect_ok(move |s| {
-            // Any event: deletions included (a deleted object's last version
-            // is never the kept one's, which is older or gone).
+            // Every event drops the kept copy: this stream does not tell a
+            // deletion from a change, so no version is compared.
             caches.secret_event(
                 s.metadata.namespace.as_deref().unwrap_or_default(),
                 s.metadata.name.as_deref().unwrap_or_default(),
