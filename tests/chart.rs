@@ -136,6 +136,11 @@ async fn helm_template_raw(release: &str, namespace: &str, values: &Value) -> Ra
     .await
 }
 
+/// Tests that put the chart's finalizer policy on the cluster take turns: a
+/// default install binds it in every namespace, which would give the other
+/// test's unwatched namespace the finalizer too.
+static FINALIZER_POLICY_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The API of the chart's finalizer policy (Kubernetes 1.36).
 const MAP_API: &str = "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy";
 
@@ -1281,6 +1286,7 @@ async fn rendered_manifests_pass_a_server_side_dry_run() {
 /// does not watch.
 #[tokio::test]
 async fn finalizer_policy_gives_new_resources_the_finalizer_where_watched() {
+    let _turn = FINALIZER_POLICY_TURN.lock().await;
     let client = support::kube_client().await;
     support::install_crds(&client).await;
     let watched = support::namespace(&client, "chart-fin").await;
@@ -1361,6 +1367,24 @@ async fn finalizer_policy_gives_new_resources_the_finalizer_where_watched() {
     let key = keys.create(&PostParams::default(), &key).await.unwrap();
     assert_eq!(key.finalizers(), [FINALIZER.to_string()]);
     let elsewhere: Api<SmoochApp> = Api::namespaced(client.clone(), &unwatched);
+    // A binding deleted just before (another test's release, uninstalled)
+    // can stay in effect for moments: wait until the API server drops it.
+    // Ours, if it were not scoped, would keep this loop from ever ending.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let probe = elsewhere
+            .create(&dry_run, &app("probe", json!(null)))
+            .await
+            .unwrap();
+        if !has_ours(probe.finalizers()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a namespace the release does not watch gets the finalizer"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let created = elsewhere
         .create(&PostParams::default(), &app("plain", json!(null)))
         .await
@@ -1393,6 +1417,7 @@ async fn finalizer_policy_gives_new_resources_the_finalizer_where_watched() {
 
 #[tokio::test]
 async fn helm_install_into_a_fresh_namespace() {
+    let _turn = FINALIZER_POLICY_TURN.lock().await;
     let admin = support::kube_client().await;
     // CRDs installed first, as other tests do: helm must skip them.
     support::install_crds(&admin).await;
