@@ -1317,29 +1317,29 @@ async fn finalizer_policy_gives_new_resources_the_finalizer_where_watched() {
         }))
         .unwrap()
     };
-    let has_ours = |finalizers: &[String]| finalizers.iter().any(|f| f == FINALIZER);
-    let apps: Api<SmoochApp> = Api::namespaced(client.clone(), &watched);
-    // The API server loads a new policy within moments: a dry-run create
-    // runs admission without storing anything.
-    let dry_run = PostParams {
-        dry_run: true,
-        ..Default::default()
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let probe = apps
-            .create(&dry_run, &app("probe", json!(null)))
-            .await
-            .unwrap();
-        if has_ours(probe.finalizers()) {
-            break;
+    // The API server loads (and drops) a policy binding within moments:
+    // probe with dry-run creates, which run admission without storing
+    // anything, until one gets the finalizer or not, as `wanted`.
+    let settles = |api: Api<SmoochApp>, wanted: bool, never: &'static str| {
+        let probe = app("probe", json!(null));
+        async move {
+            let dry_run = PostParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let created = api.create(&dry_run, &probe).await.unwrap();
+                if created.finalizers().iter().any(|f| f == FINALIZER) == wanted {
+                    return;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "{never}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the policy never took effect"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
+    let apps: Api<SmoochApp> = Api::namespaced(client.clone(), &watched);
+    settles(apps.clone(), true, "the policy never took effect").await;
 
     let created = apps
         .create(&PostParams::default(), &app("plain", json!(null)))
@@ -1369,22 +1369,13 @@ async fn finalizer_policy_gives_new_resources_the_finalizer_where_watched() {
     let elsewhere: Api<SmoochApp> = Api::namespaced(client.clone(), &unwatched);
     // A binding deleted just before (another test's release, uninstalled)
     // can stay in effect for moments: wait until the API server drops it.
-    // Ours, if it were not scoped, would keep this loop from ever ending.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let probe = elsewhere
-            .create(&dry_run, &app("probe", json!(null)))
-            .await
-            .unwrap();
-        if !has_ours(probe.finalizers()) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a namespace the release does not watch gets the finalizer"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Ours, if it were not scoped, would keep this wait from ever ending.
+    settles(
+        elsewhere.clone(),
+        false,
+        "a namespace the release does not watch gets the finalizer",
+    )
+    .await;
     let created = elsewhere
         .create(&PostParams::default(), &app("plain", json!(null)))
         .await
