@@ -298,6 +298,14 @@ impl SmoochClient {
         &self,
         call: Call<'_, B>,
     ) -> Result<T> {
+        // A call that changes something is not sent from a reads-only
+        // scope (a re-check): the caller hands the work to its controller.
+        if call.method != Method::GET && crate::scope::refuse(call.method_name, call.route) {
+            return Err(SmoochError::Refused {
+                method: call.method_name,
+                route: call.route,
+            });
+        }
         let attempt = || self.attempt::<B, T>(&call);
         attempt
             .retry(self.transport.backoff)

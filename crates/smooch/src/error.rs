@@ -40,6 +40,12 @@ pub enum SmoochError {
     BaseUrl(String),
     #[error("the configured Smooch API version has no {operation}")]
     Unsupported { operation: &'static str },
+    /// Not sent: the caller only reads (see [`crate::scope`]).
+    #[error("Smooch {method} {route} not sent: this work only reads")]
+    Refused {
+        method: &'static str,
+        route: &'static str,
+    },
 }
 
 impl SmoochError {
@@ -60,7 +66,8 @@ impl SmoochError {
             SmoochError::Decode { status, .. } => *status >= 500,
             SmoochError::Credentials(_)
             | SmoochError::BaseUrl(_)
-            | SmoochError::Unsupported { .. } => false,
+            | SmoochError::Unsupported { .. }
+            | SmoochError::Refused { .. } => false,
         }
     }
 
@@ -88,6 +95,7 @@ impl SmoochError {
             SmoochError::Credentials(_) => "bad_credentials",
             SmoochError::BaseUrl(_) => "bad_base_url",
             SmoochError::Unsupported { .. } => "unsupported",
+            SmoochError::Refused { .. } => "refused",
         }
     }
 }

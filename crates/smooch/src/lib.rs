@@ -4,6 +4,7 @@ pub mod client;
 pub mod error;
 pub mod jwt;
 pub mod models;
+pub mod scope;
 pub mod sensitive;
 mod v2;
 
