@@ -52,6 +52,7 @@ pub fn faults_of(common: &Common, f: &FaultArgs) -> Faults {
         error_rate: f.error_rate,
         rate_limit_rate: f.rate_limit_rate,
         retry_after_secs: f.retry_after_secs,
+        ..Faults::default()
     }
 }
 

@@ -35,8 +35,8 @@ async fn faults(State(state): State<EmulatorState>) -> Json<Faults> {
     Json(state.faults())
 }
 
-/// Sets the fields given (`latencyMs`, `errorRate`, `rateLimitRate`,
-/// `retryAfterSecs`) and answers with the new settings.
+/// Sets the fields given (`latencyMs`, `readLatencyMs`, `errorRate`,
+/// `rateLimitRate`, `retryAfterSecs`) and answers with the new settings.
 async fn set_faults(
     State(state): State<EmulatorState>,
     JsonObject(body): JsonObject,

@@ -22,6 +22,9 @@ const MAX_LATENCY_MS: u64 = 600_000;
 pub struct Faults {
     /// Added to every API request before it is answered.
     pub latency_ms: u64,
+    /// Added to every API `GET` instead, when longer: reads slow, writes
+    /// not (a test holding periodic re-checks while resources are created).
+    pub read_latency_ms: u64,
     /// Fraction (0 to 1) of API requests answered 503.
     pub error_rate: f64,
     /// Fraction (0 to 1) of API requests answered 429.
@@ -34,6 +37,7 @@ impl Default for Faults {
     fn default() -> Self {
         Faults {
             latency_ms: 0,
+            read_latency_ms: 0,
             error_rate: 0.0,
             rate_limit_rate: 0.0,
             retry_after_secs: 1,
@@ -55,15 +59,26 @@ impl Faults {
                 return Err(format!("{name} must be a number from 0 to 1"));
             }
         }
-        if self.latency_ms > MAX_LATENCY_MS {
-            return Err(format!("latencyMs must be at most {MAX_LATENCY_MS}"));
+        for (name, ms) in [
+            ("latencyMs", self.latency_ms),
+            ("readLatencyMs", self.read_latency_ms),
+        ] {
+            if ms > MAX_LATENCY_MS {
+                return Err(format!("{name} must be at most {MAX_LATENCY_MS}"));
+            }
         }
         Ok(())
     }
 
     /// These faults with the fields given in a `PUT /_emulator/faults` body.
     pub(crate) fn updated(&self, fields: &Fields<'_>) -> Result<Faults, ApiError> {
-        fields.only(&["latencyMs", "errorRate", "rateLimitRate", "retryAfterSecs"])?;
+        fields.only(&[
+            "latencyMs",
+            "readLatencyMs",
+            "errorRate",
+            "rateLimitRate",
+            "retryAfterSecs",
+        ])?;
         let whole = |field| {
             fields
                 .optional_non_negative_int(field)
@@ -71,6 +86,7 @@ impl Faults {
         };
         let updated = Faults {
             latency_ms: whole("latencyMs")?.unwrap_or(self.latency_ms),
+            read_latency_ms: whole("readLatencyMs")?.unwrap_or(self.read_latency_ms),
             error_rate: fields
                 .optional_rate("errorRate")?
                 .unwrap_or(self.error_rate),
@@ -102,8 +118,12 @@ impl Faults {
 /// instead of calling the handler.
 pub async fn inject(State(state): State<EmulatorState>, request: Request, next: Next) -> Response {
     let faults = state.faults();
-    if faults.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    let latency = match *request.method() {
+        axum::http::Method::GET => faults.latency_ms.max(faults.read_latency_ms),
+        _ => faults.latency_ms,
+    };
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     let fault = faults.roll(&mut rand::rng());
     match fault {

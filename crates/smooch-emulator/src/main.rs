@@ -56,6 +56,9 @@ struct ServeArgs {
     /// Milliseconds added to every API request.
     #[arg(long, env = "SMOOCH_EMULATOR_LATENCY_MS", default_value_t = 0)]
     latency_ms: u64,
+    /// Milliseconds added to every API GET instead, when longer.
+    #[arg(long, env = "SMOOCH_EMULATOR_READ_LATENCY_MS", default_value_t = 0)]
+    read_latency_ms: u64,
     /// Fraction (0 to 1) of API requests answered 503.
     #[arg(long, env = "SMOOCH_EMULATOR_ERROR_RATE", default_value_t = 0.0, value_parser = rate)]
     error_rate: f64,
@@ -160,6 +163,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         maker_secret: args.maker_secret.map(Sensitive::new),
         faults: Faults {
             latency_ms: args.latency_ms,
+            read_latency_ms: args.read_latency_ms,
             error_rate: args.error_rate,
             rate_limit_rate: args.rate_limit_rate,
             retry_after_secs: args.retry_after_secs,

@@ -1475,9 +1475,30 @@ async fn error_rate_and_latency_faults_are_settable_at_runtime() {
         .json;
     assert_eq!(
         current,
-        json!({"latencyMs": 300, "errorRate": 0.0, "rateLimitRate": 0.0, "retryAfterSecs": 1})
+        json!({"latencyMs": 300, "readLatencyMs": 0, "errorRate": 0.0, "rateLimitRate": 0.0, "retryAfterSecs": 1})
     );
     assert_eq!(emulator.state().faults().latency_ms, 300);
+
+    // Reads only: a GET waits, a write does not.
+    set_faults(&emulator, json!({"latencyMs": 0, "readLatencyMs": 400})).await;
+    let started = Instant::now();
+    smooch.get_app(&app.id).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    let started = Instant::now();
+    let other = smooch
+        .create_app(&AppParams {
+            name: Some("not slowed".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "a POST waited for the read latency ({:?})",
+        started.elapsed()
+    );
+    smooch.delete_app(&other.id).await.unwrap();
+    set_faults(&emulator, json!({"readLatencyMs": 0})).await;
 
     for (body, needle) in [
         (
@@ -1487,6 +1508,10 @@ async fn error_rate_and_latency_faults_are_settable_at_runtime() {
         (
             json!({"latencyMs": -1}),
             "latencyMs must be a non-negative integer",
+        ),
+        (
+            json!({"readLatencyMs": 600_001}),
+            "readLatencyMs must be at most 600000",
         ),
         (json!({"latency": 1}), "latency is not a known field"),
     ] {
