@@ -80,6 +80,11 @@ struct Cli {
     /// Smooch calls in flight at once, operator-wide.
     #[arg(long, env = "SMOOCH_CONCURRENCY", default_value_t = 16)]
     smooch_concurrency: usize,
+    /// Periodic re-checks running at once, all kinds together. They run
+    /// apart from the reconciles of new and changed resources; keep this
+    /// below --smooch-concurrency so that those always have calls left.
+    #[arg(long, env = "RECHECK_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    recheck_concurrency: u16,
     /// Smooch calls started per second, operator-wide; 0 for no limit.
     #[arg(long, env = "SMOOCH_RATE_LIMIT", default_value_t = 0)]
     smooch_rate_limit: u32,
@@ -211,14 +216,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(metrics.clone() as Arc<dyn CallObserver>),
     )
     .context("Smooch client configuration")?;
-    let client = kube::Client::try_default()
+    if usize::from(cli.recheck_concurrency) >= cli.smooch_concurrency {
+        tracing::warn!(
+            recheck_concurrency = cli.recheck_concurrency,
+            smooch_concurrency = cli.smooch_concurrency,
+            "re-checks may take every Smooch call in flight; new and changed resources can then wait for them (keep --recheck-concurrency below --smooch-concurrency)"
+        );
+    }
+    let config = kube::Config::infer()
         .await
         .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
+    let client =
+        kube::client::ClientBuilder::try_from(config).context("Kubernetes client configuration")?;
 
     let settings = Settings {
         operator_namespace: cli.operator_namespace.clone(),
         default_credentials_secret: cli.default_credentials_secret.clone(),
         resync_period: cli.resync_period,
+        recheck_concurrency: usize::from(cli.recheck_concurrency),
         permanent_error_retry: cli.permanent_error_retry,
         watch_namespaces: cli
             .watch_namespaces

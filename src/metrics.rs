@@ -45,6 +45,12 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RecheckLabels {
+    pub kind: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WriteLabels {
     pub kind: String,
     pub object: String,
@@ -64,6 +70,7 @@ pub struct Metrics {
     smooch_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     kube_writes: Family<WriteLabels, Counter>,
     backlog: Family<ScopeLabels, Gauge>,
+    rechecks: Family<RecheckLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -83,6 +90,12 @@ impl Default for Metrics {
             );
         let kube_writes = Family::<WriteLabels, Counter>::default();
         let backlog = Family::<ScopeLabels, Gauge>::default();
+        let rechecks = Family::<RecheckLabels, Counter>::default();
+        registry.register(
+            "rechecks",
+            "Periodic re-checks, per kind and outcome (in_sync; handed_over: work found, given to the controller; skipped: paused or deleting)",
+            rechecks.clone(),
+        );
         registry.register(
             "queue_depth",
             "Resources whose current generation is not yet reconciled to Ready, per kind and watched scope (sampled every 5 s)",
@@ -129,6 +142,7 @@ impl Default for Metrics {
             smooch_duration,
             kube_writes,
             backlog,
+            rechecks,
         }
     }
 }
@@ -175,6 +189,12 @@ impl Metrics {
                 scope: scope.into(),
             })
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    pub fn rechecked(&self, kind: &'static str, outcome: &'static str) {
+        self.rechecks
+            .get_or_create(&RecheckLabels { kind, outcome })
+            .inc();
     }
 
     pub fn kube_write(&self, kind: &str, object: &str) {

@@ -450,6 +450,85 @@ async fn secret_keys_in_status_events_and_metrics_never_appear() {
     h.finish().await;
 }
 
+/// `smooch_operator_rechecks_total` of a kind and outcome, from the
+/// in-process operator's metrics.
+fn rechecks(h: &Harness, kind: &str, outcome: &str) -> u64 {
+    let text = h
+        .operator
+        .as_ref()
+        .expect("operator running")
+        .metrics
+        .render();
+    let series =
+        format!("smooch_operator_rechecks_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
+/// Periodic re-checks run apart from the controllers, in fewer slots than
+/// the Smooch calls in flight: with every re-check stuck on a slow Smooch
+/// read, a new resource is still provisioned at once. (Re-checks inside
+/// the controller's queue would hold all 8 of its slots for the minute
+/// each read takes; with as many re-check slots as Smooch calls, they hold
+/// every call. Either way the new app would wait that minute.)
+#[tokio::test]
+async fn new_resources_never_wait_behind_periodic_rechecks() {
+    let h = Harness::start_with(
+        "apart",
+        OperatorOptions {
+            resync: Duration::from_secs(1),
+            // Fewer calls in flight than apps: re-checks holding them all
+            // would hold up the new app too.
+            smooch_concurrency: 4,
+            recheck_concurrency: 2,
+            ..Default::default()
+        },
+    )
+    .await;
+    // More apps than the app controller's 8 reconcile slots.
+    let names: Vec<String> = (0..12).map(|i| format!("a{i}")).collect();
+    for name in &names {
+        h.create::<SmoochApp>(app(name)).await;
+    }
+    for name in &names {
+        h.wait_ready::<SmoochApp>(name).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while rechecks(&h, "SmoochApp", "in_sync") < names.len() as u64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the apps were never re-checked"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // From now on every Smooch read takes a minute; writes are quick.
+    h.emulator
+        .state()
+        .set_faults(smooch_emulator::Faults {
+            read_latency_ms: 60_000,
+            ..Default::default()
+        })
+        .unwrap();
+    // Every app falls due again (each second) while the first re-checks
+    // hang on their reads.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let in_sync = rechecks(&h, "SmoochApp", "in_sync");
+    h.create::<SmoochApp>(app("fresh")).await;
+    // Well within the 15 s a hung read takes to time out (and free its
+    // call for anyone).
+    tokio::time::timeout(Duration::from_secs(10), h.wait_ready::<SmoochApp>("fresh"))
+        .await
+        .expect("the new app waited behind the re-checks");
+    assert!(
+        rechecks(&h, "SmoochApp", "in_sync") <= in_sync + 2,
+        "re-checks did not hang on the slow reads; the test proved nothing"
+    );
+    h.emulator.state().set_faults(Default::default()).unwrap();
+    h.finish().await;
+}
+
 #[tokio::test]
 async fn transient_smooch_failures_are_retried_until_everything_converges() {
     let h = Harness::start("flaky").await;

@@ -4,6 +4,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Resource;
 use kube::api::{Api, ObjectMeta, PostParams};
+use kube::client::ClientBuilder;
 use kube::runtime::events::EventType;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,9 @@ pub struct Settings {
     pub default_credentials_secret: String,
     /// How often every resource is checked against Smooch (drift repair).
     pub resync_period: Duration,
+    /// Periodic re-checks running at once, all kinds together (below the
+    /// Smooch calls in flight, so that changes always have calls left).
+    pub recheck_concurrency: usize,
     /// Fallback retry while waiting for a dependency (watches usually win).
     pub dependency_retry: Duration,
     /// Retry after a permanent Smooch error (400/401/403/404).
@@ -72,6 +76,7 @@ impl Default for Settings {
             operator_namespace: "smooch-operator".into(),
             default_credentials_secret: "smooch-credentials".into(),
             resync_period: Duration::from_secs(600),
+            recheck_concurrency: 8,
             dependency_retry: Duration::from_secs(60),
             permanent_error_retry: Duration::from_secs(300),
             min_error_backoff: Duration::from_secs(1),
@@ -95,6 +100,8 @@ pub struct Context {
     pub adoption: tokio::sync::Mutex<()>,
     /// Watch caches a re-check reads from (see `cache.rs`).
     pub caches: Arc<super::cache::Caches>,
+    /// When each Ready resource is due for its periodic re-check.
+    pub rechecks: super::recheck::Rechecks,
     /// `reportingInstance` of our events: the pod, or the controller's name.
     instance: String,
     failures: Mutex<HashMap<String, u32>>,
@@ -118,13 +125,28 @@ fn cut_to(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 impl Context {
-    pub fn new(
-        client: kube::Client,
+    /// `kube` is the operator's Kubernetes client to be: built here with
+    /// [`RefuseInRechecks`](super::recheck::RefuseInRechecks) as its
+    /// outermost layer, so that no re-check can send a request through it.
+    pub fn new<S, B>(
+        kube: ClientBuilder<S>,
         smooch: Arc<Transport>,
         settings: Settings,
         metrics: Arc<Metrics>,
-    ) -> Self {
+    ) -> Self
+    where
+        S: tower::Service<http::Request<kube::client::Body>, Response = http::Response<B>>
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let client = kube.with_layer(&super::recheck::RefuseInRechecks).build();
         Context {
             instance: std::env::var("POD_NAME").unwrap_or_else(|_| REPORTING_CONTROLLER.into()),
             client,
@@ -134,6 +156,7 @@ impl Context {
             app_index: Default::default(),
             adoption: Default::default(),
             caches: Default::default(),
+            rechecks: Default::default(),
             finalizers_added: Default::default(),
             failures: Mutex::new(HashMap::new()),
         }

@@ -3,6 +3,7 @@
 
 use super::credentials;
 use super::index::{Index, SharedIndex, Target};
+use super::recheck;
 use super::{Context, Managed, error_policy, reconcile};
 use crate::resources::{
     MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_KIND_LABEL, SmoochApp, SmoochIntegration, SmoochKey,
@@ -24,6 +25,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// Which namespaces to watch.
 #[derive(Clone, Debug)]
@@ -142,7 +144,7 @@ fn reconcile_worthy<K: Resource>(obj: &K) -> Option<u64> {
 
 /// Where the shared watches send a change: to the controller of a kind, as
 /// the resources of that kind to reconcile.
-type Wake<K> = UnboundedSender<ObjectRef<K>>;
+pub(crate) type Wake<K> = UnboundedSender<ObjectRef<K>>;
 
 fn wake_all<K: Resource<DynamicType = ()>>(
     wake: &Wake<K>,
@@ -416,6 +418,12 @@ pub async fn run(
 ) {
     let config = ControllerConfig::default().concurrency(concurrency);
     let mut runs = Vec::new();
+    // Per kind, each scope's cache and controller: where the periodic
+    // re-checks look and what they wake (`recheck.rs`).
+    let mut recheck_apps = Vec::new();
+    let mut recheck_keys = Vec::new();
+    let mut recheck_integrations = Vec::new();
+    let mut recheck_webhooks = Vec::new();
     for scope in scopes {
         // One watch per kind and one of Secrets per scope; the Secret watch
         // and the SmoochApp watch wake the other controllers through these.
@@ -476,6 +484,10 @@ pub async fn run(
         sample_queue_depth(&scope, integrations.clone(), ctx.clone());
         sample_queue_depth(&scope, webhooks.clone(), ctx.clone());
 
+        recheck_apps.push((apps.clone(), wake_apps.clone()));
+        recheck_keys.push((keys.clone(), wake_keys.clone()));
+        recheck_integrations.push((integrations.clone(), wake_integrations.clone()));
+        recheck_webhooks.push((webhooks.clone(), wake_webhooks.clone()));
         runs.push(route_secrets(
             &scope,
             SecretRoutes {
@@ -513,6 +525,29 @@ pub async fn run(
             Controller::for_stream(webhook_events, webhooks).reconcile_on(webhooks_woken);
         runs.push(started(controller, &config, shutdown.clone(), &ctx));
     }
+    let slots = Arc::new(Semaphore::new(ctx.settings.recheck_concurrency.max(1)));
+    let until = |drive: future::BoxFuture<'static, ()>| {
+        let shutdown = shutdown.clone();
+        async move {
+            tokio::select! {
+                _ = drive => {}
+                _ = shutdown => {}
+            }
+        }
+        .boxed()
+    };
+    runs.push(until(
+        recheck::drive(ctx.clone(), recheck_apps, slots.clone()).boxed(),
+    ));
+    runs.push(until(
+        recheck::drive(ctx.clone(), recheck_keys, slots.clone()).boxed(),
+    ));
+    runs.push(until(
+        recheck::drive(ctx.clone(), recheck_integrations, slots.clone()).boxed(),
+    ));
+    runs.push(until(
+        recheck::drive(ctx.clone(), recheck_webhooks, slots).boxed(),
+    ));
     // One task each: in one task, every wake-up of any of them (a
     // reconcile done, a watch event) polled all of them again.
     // A panic in one still ends the operator, at once.

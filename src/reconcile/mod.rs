@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod index;
 pub mod integration;
 pub mod key;
+pub mod recheck;
 pub mod secrets;
 pub mod status;
 pub mod webhook;
@@ -220,12 +221,56 @@ fn secret_name<K: Managed>(obj: &K) -> Option<String> {
     )
 }
 
+/// What a periodic re-check found (see `recheck.rs`).
+#[derive(Debug)]
+pub enum Recheck {
+    /// Nothing to do; look again after this long.
+    InSync(Duration),
+    /// Work for the controller: why (no secret value in it).
+    HandOver(String),
+    /// Paused or being deleted: the controller has it, or nobody does.
+    Skipped,
+}
+
+impl Recheck {
+    /// The outcome's metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Recheck::InSync(_) => "in_sync",
+            Recheck::HandOver(_) => "handed_over",
+            Recheck::Skipped => "skipped",
+        }
+    }
+}
+
+/// A periodic re-check: the controller's reconcile of a Ready resource,
+/// reads-only. The first request beyond reading hands it to the controller.
+pub async fn recheck<K: Managed>(obj: Arc<K>, ctx: &Context) -> Recheck {
+    if is_paused(obj.as_ref()) || obj.meta().deletion_timestamp.is_some() {
+        return Recheck::Skipped;
+    }
+    if !obj.finalizers().iter().any(|f| f == FINALIZER) || obj.recorded_id().is_none() {
+        return Recheck::HandOver("not provisioned".into());
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    match smooch::scope::reads_only(apply(obj, &api, ctx)).await {
+        (_, Some(refused)) => Recheck::HandOver(format!("would send {refused}")),
+        (Ok(after), None) => Recheck::InSync(after),
+        (Err(e), None) => Recheck::HandOver(e.to_string()),
+    }
+}
+
 /// Entry point for the controller: pause, finalizer, then apply or cleanup.
 pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     let _timer = ctx.metrics.reconcile_started(K::KIND);
+    // The controller has the resource now: its periodic re-check comes
+    // back when this reconcile succeeds.
+    let rechecks = ctx.rechecks.queue::<K>();
+    let name = obj.name_any();
+    rechecks.cancel(&ns, &name);
 
     if is_paused(obj.as_ref()) && obj.meta().deletion_timestamp.is_none() {
         let wanted = [Wanted::new(
@@ -264,7 +309,11 @@ pub async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
     let finalizer_write = has_finalizer == deleting;
     let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
         match event {
-            Finalizer::Apply(o) => apply(o, &api, &ctx).await,
+            Finalizer::Apply(o) => {
+                let recheck_after = apply(o, &api, &ctx).await?;
+                rechecks.schedule(&ns, &name, recheck_after);
+                Ok(Action::await_change())
+            }
             Finalizer::Cleanup(o) => cleanup(o, &ctx).await,
         }
     })
@@ -310,7 +359,9 @@ fn is_stale_finalizer_add(err: &kube::runtime::finalizer::Error<Error>) -> bool 
     )
 }
 
-async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<Action> {
+/// Brings the Smooch object, the Secret and the status in line with the
+/// spec. Returns when to re-check.
+async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<Duration> {
     // The cached copy can predate our own status write: another event (the
     // app a dependent waits for, a finalizer added) can queue a reconcile
     // before the watch delivers that status. Acting on such a copy could create, rotate
@@ -429,9 +480,7 @@ async fn apply<K: Managed>(obj: Arc<K>, api: &Api<K>, ctx: &Context) -> Result<A
     .await?;
 
     let resync = ctx.settings.resync_period;
-    Ok(Action::requeue(
-        observation.requeue_after.map_or(resync, |d| d.min(resync)),
-    ))
+    Ok(observation.requeue_after.map_or(resync, |d| d.min(resync)))
 }
 
 /// After the Smooch object is there: has the kind finish

@@ -29,6 +29,8 @@ pub struct OperatorOptions {
     pub resync: Duration,
     pub permanent_error_retry: Duration,
     pub smooch_concurrency: usize,
+    /// `--recheck-concurrency`.
+    pub recheck_concurrency: usize,
     /// More namespaces to watch beside the test's own.
     pub extra_namespaces: Vec<String>,
     /// `--default-credentials-namespaces` (empty: every namespace).
@@ -47,6 +49,7 @@ impl Default for OperatorOptions {
             resync: Duration::from_secs(600),
             permanent_error_retry: Duration::from_secs(300),
             smooch_concurrency: 16,
+            recheck_concurrency: 8,
             extra_namespaces: Vec::new(),
             default_credentials_namespaces: Vec::new(),
             adoption_namespaces: Vec::new(),
@@ -177,6 +180,7 @@ impl Harness {
                 .unwrap_or_else(|| self.ns.clone()),
             default_credentials_secret: CREDENTIALS_SECRET.into(),
             resync_period: options.resync,
+            recheck_concurrency: options.recheck_concurrency,
             dependency_retry: Duration::from_secs(30),
             permanent_error_retry: options.permanent_error_retry,
             min_error_backoff: Duration::from_millis(200),
@@ -230,8 +234,7 @@ impl Harness {
         let config = kube::Config::infer().await.expect("kubeconfig");
         let client = kube::client::ClientBuilder::try_from(config)
             .expect("client")
-            .with_layer(&counting)
-            .build();
+            .with_layer(&counting);
         let ctx = Arc::new(Context::new(
             client,
             transport,
