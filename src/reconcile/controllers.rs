@@ -27,6 +27,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
+/// Where `kubectl apply` (client-side) keeps the manifest last applied.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Which namespaces to watch.
 #[derive(Clone, Debug)]
 pub enum Scope {
@@ -371,8 +374,16 @@ fn primary<K: Managed>(
             readiness.synced();
         }
     })
-    // Nothing reads who wrote which field of our own resources.
-    .modify(|o| o.meta_mut().managed_fields = None)
+    // Nothing reads who wrote which field of our own resources, nor the
+    // copy of the whole manifest that `kubectl apply` keeps in an
+    // annotation: neither is cached.
+    .modify(|o| {
+        let meta = o.meta_mut();
+        meta.managed_fields = None;
+        if let Some(annotations) = meta.annotations.as_mut() {
+            annotations.remove(LAST_APPLIED_ANNOTATION);
+        }
+    })
     .reflect(writer)
     .inspect_ok(move |event| on_event(event))
     .applied_objects()

@@ -17,10 +17,14 @@ pub type Target = (String, String);
 type TargetsOf<K> = Box<dyn Fn(&K) -> Vec<Target> + Send>;
 
 /// Resources of kind `K` by the targets they point at.
+///
+/// Lean, since it holds an entry per resource: references carry only a
+/// namespace and a name, and the resources pointing at one target are a
+/// list (usually of one; a set of one cost four slots of the reference).
 pub struct Index<K: Resource<DynamicType = ()>> {
     targets_of: TargetsOf<K>,
-    by_target: HashMap<Target, HashSet<ObjectRef<K>>>,
-    of_object: HashMap<ObjectRef<K>, Vec<Target>>,
+    by_target: HashMap<Target, Vec<ObjectRef<K>>>,
+    of_object: HashMap<ObjectRef<K>, Box<[Target]>>,
     /// Between the start and the end of a (re)list: the objects it listed.
     /// Those not listed are gone (their deletion happened while the watch
     /// was away).
@@ -45,7 +49,7 @@ impl<K: Resource<DynamicType = ()>> Index<K> {
         match event {
             watcher::Event::Init => self.relisted = Some(HashSet::new()),
             watcher::Event::InitApply(obj) => {
-                let r = ObjectRef::from_obj(obj);
+                let r = bare(obj);
                 if let Some(listed) = &mut self.relisted {
                     listed.insert(r.clone());
                 }
@@ -64,33 +68,34 @@ impl<K: Resource<DynamicType = ()>> Index<K> {
                     }
                 }
             }
-            watcher::Event::Apply(obj) => {
-                self.set(ObjectRef::from_obj(obj), (self.targets_of)(obj))
-            }
-            watcher::Event::Delete(obj) => self.set(ObjectRef::from_obj(obj), Vec::new()),
+            watcher::Event::Apply(obj) => self.set(bare(obj), (self.targets_of)(obj)),
+            watcher::Event::Delete(obj) => self.set(bare(obj), Vec::new()),
         }
     }
 
     fn set(&mut self, r: ObjectRef<K>, targets: Vec<Target>) {
-        if self.of_object.get(&r) == Some(&targets) {
+        if self.of_object.get(&r).map(|t| &t[..]) == Some(&targets[..]) {
             return;
         }
         for old in self.of_object.remove(&r).unwrap_or_default() {
-            if let Some(set) = self.by_target.get_mut(&old) {
-                set.remove(&r);
-                if set.is_empty() {
+            if let Some(list) = self.by_target.get_mut(&old) {
+                list.retain(|o| *o != r);
+                if list.is_empty() {
                     self.by_target.remove(&old);
                 }
             }
         }
         for t in &targets {
-            self.by_target
-                .entry(t.clone())
-                .or_default()
-                .insert(r.clone());
+            match self.by_target.get_mut(t) {
+                Some(list) if !list.contains(&r) => list.push(r.clone()),
+                Some(_) => {}
+                None => {
+                    self.by_target.insert(t.clone(), vec![r.clone()]);
+                }
+            }
         }
         if !targets.is_empty() {
-            self.of_object.insert(r, targets);
+            self.of_object.insert(r, targets.into_boxed_slice());
         }
     }
 
@@ -98,9 +103,17 @@ impl<K: Resource<DynamicType = ()>> Index<K> {
     pub fn pointing_at(&self, namespace: &str, name: &str) -> Vec<ObjectRef<K>> {
         self.by_target
             .get(&(namespace.to_string(), name.to_string()))
-            .map(|set| set.iter().cloned().collect())
+            .cloned()
             .unwrap_or_default()
     }
+}
+
+/// The namespace and name of `obj`, without the version and uid that
+/// [`ObjectRef::from_obj`] copies too (an index needs neither).
+fn bare<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectRef<K> {
+    let meta = obj.meta();
+    ObjectRef::new(meta.name.as_deref().unwrap_or_default())
+        .within(meta.namespace.as_deref().unwrap_or_default())
 }
 
 #[cfg(test)]
