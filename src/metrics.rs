@@ -4,8 +4,8 @@
 
 use crate::Error;
 use crate::smooch::CallObserver;
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -31,17 +31,32 @@ pub struct FailureLabels {
     pub reason: String,
 }
 
+/// Labels of a Smooch call: all `'static` or a number, so that counting a
+/// call allocates nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
-    pub method: String,
-    pub route: String,
-    pub status: String,
+    pub method: &'static str,
+    pub route: &'static str,
+    pub status: CallStatus,
+}
+
+/// The HTTP status of a call's answer; `none` when there was no answer.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct CallStatus(pub Option<u16>);
+
+impl EncodeLabelValue for CallStatus {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        match self.0 {
+            Some(code) => EncodeLabelValue::encode(&code, encoder),
+            None => EncodeLabelValue::encode(&"none", encoder),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub method: String,
-    pub route: String,
+    pub method: &'static str,
+    pub route: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -222,19 +237,15 @@ impl CallObserver for Metrics {
         status: Option<u16>,
         elapsed: Duration,
     ) {
-        let status = status.map_or_else(|| "none".to_string(), |s| s.to_string());
         self.smooch_calls
             .get_or_create(&CallLabels {
-                method: method.into(),
-                route: route.into(),
-                status,
+                method,
+                route,
+                status: CallStatus(status),
             })
             .inc();
         self.smooch_duration
-            .get_or_create(&RouteLabels {
-                method: method.into(),
-                route: route.into(),
-            })
+            .get_or_create(&RouteLabels { method, route })
             .observe(elapsed.as_secs_f64());
     }
 }
@@ -247,9 +258,16 @@ mod tests {
     fn renders_counters_with_labels() {
         let m = Metrics::default();
         m.observe("GET", "/apps/{appId}", Some(200), Duration::from_millis(3));
+        m.observe("POST", "/apps", None, Duration::from_millis(3));
         m.reconcile_finished("SmoochApp", Duration::from_millis(10), None);
         let text = m.render();
         assert!(text.contains(r#"smooch_operator_smooch_api_calls_total{method="GET",route="/apps/{appId}",status="200"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"smooch_operator_smooch_api_calls_total{method="POST",route="/apps",status="none"} 1"#
+            ),
+            "{text}"
+        );
         assert!(
             text.contains(r#"smooch_operator_reconciles_total{kind="SmoochApp"} 1"#),
             "{text}"

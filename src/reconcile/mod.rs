@@ -31,6 +31,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
+use serde::Deserialize;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -760,7 +761,9 @@ async fn write_status<K: Managed>(
     ctx: &Context,
 ) -> Result<()> {
     let current = obj.status_json();
-    let current_common: CommonStatus = serde_json::from_value(current.clone()).unwrap_or_default();
+    // Read in place: every re-check comes here, and nearly all end in the
+    // comparison below.
+    let current_common = CommonStatus::deserialize(&current).unwrap_or_default();
     let generation = obj.meta().generation;
     let now = Time(jiff::Timestamp::now());
     let conditions = status::merge(&current_common.conditions, wanted, generation, &now);
@@ -769,11 +772,10 @@ async fn write_status<K: Managed>(
         observed_generation: generation,
         secret_name: secret_name.or(current_common.secret_name),
     };
-    let common = match serde_json::to_value(&common).expect("status serializes") {
+    let mut desired = match serde_json::to_value(&common).expect("status serializes") {
         Value::Object(m) => m,
         _ => unreachable!("CommonStatus is an object"),
     };
-    let mut desired = common.clone();
     let replace_kind_fields = kind_fields.is_some();
     match kind_fields {
         Some(fields) => desired.extend(fields),
@@ -809,7 +811,7 @@ async fn write_status<K: Managed>(
         api.patch_status(
             &obj.name_any(),
             &patch_params(),
-            &Patch::Merge(&json!({ "status": common })),
+            &Patch::Merge(&json!({ "status": &common })),
         )
         .await?;
     }
