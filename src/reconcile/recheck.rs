@@ -78,6 +78,21 @@ struct Due {
     heap: BinaryHeap<Reverse<(Instant, u64, Key)>>,
 }
 
+impl Due {
+    /// Drops replaced and cancelled entries once they outnumber the valid
+    /// ones. Each reconcile of a resource leaves its previous entry in the
+    /// heap until that falls due, a resync period later; while thousands
+    /// converge, that was most of the heap (heaptrack: 1.3 MB at 3,000
+    /// resources).
+    fn drop_stale_when_many(&mut self) {
+        if self.heap.len() > 2 * self.current.len() + 64 {
+            let current = &self.current;
+            self.heap
+                .retain(|Reverse((_, seq, key))| current.get(key) == Some(seq));
+        }
+    }
+}
+
 fn key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
 }
@@ -115,6 +130,7 @@ impl Queue {
         due.current.insert(shared.clone(), seq);
         let soonest = due.heap.peek().is_none_or(|Reverse((t, _, _))| at < *t);
         due.heap.push(Reverse((at, seq, shared)));
+        due.drop_stale_when_many();
         drop(due);
         if soonest {
             self.sooner.notify_one();
@@ -302,6 +318,30 @@ mod tests {
                 .is_err()
         );
         assert_eq!(queue_len(&q), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_entries_are_dropped_once_they_outnumber_the_valid_ones() {
+        let q = Queue::default();
+        for round in 0..100u64 {
+            for name in ["a", "b", "c"] {
+                q.schedule("ns", name, Duration::from_secs(600 + round));
+            }
+        }
+        q.cancel("ns", "c");
+        assert_eq!(q.len(), 2);
+        assert!(queue_len(&q) <= 2 * 3 + 64 + 1, "{} entries", queue_len(&q));
+        // The valid entries survive: a and b, each at its last time.
+        let start = Instant::now();
+        let (k, _) = q.next().await;
+        assert_eq!((&*k, start.elapsed().as_secs()), ("ns/a", 699));
+        let (k, _) = q.next().await;
+        assert_eq!((&*k, start.elapsed().as_secs()), ("ns/b", 699));
+        assert!(
+            tokio::time::timeout(Duration::from_secs(600), q.next())
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test(start_paused = true)]
