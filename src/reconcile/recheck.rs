@@ -172,12 +172,14 @@ impl Queue {
         }
     }
 
-    /// How many resources have a re-check due (a test's view).
-    pub fn len(&self) -> usize {
+    /// How many resources have a re-check due (the tests' view).
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.due.lock().expect("not poisoned").current.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
