@@ -9,6 +9,7 @@ use kube::runtime::events::EventType;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tower::BoxError;
 
 /// Operator-wide settings the reconcilers need.
 #[derive(Clone, Debug)]
@@ -124,8 +125,6 @@ fn cut_to(text: &str, max: usize) -> &str {
     }
     &text[..end]
 }
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Context {
     /// `kube` is the operator's Kubernetes client to be: built here with

@@ -33,6 +33,7 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
+use tower::BoxError;
 
 /// `namespace/name` of a resource (neither can contain `/`).
 type Key = Arc<str>;
@@ -248,8 +249,6 @@ pub struct Refusing<S>(S);
 #[derive(Debug, thiserror::Error)]
 #[error("{0} not sent: this work only reads")]
 pub struct Refused(Refusal);
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl<S, B> tower::Service<http::Request<B>> for Refusing<S>
 where
