@@ -13,7 +13,6 @@ use crate::smooch::SmoochClient;
 use crate::smooch::models::{App, AppParams, AppSettings, Metadata};
 use crate::{Error, Result};
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use serde_json::{Map, Value, json};
@@ -194,8 +193,8 @@ impl Managed for SmoochApp {
         {
             credentials::release(&namespace, previous, &uid, ctx).await?;
         }
-        if current.is_some() {
-            credentials::hold(&secret, &uid, ctx).await?;
+        if let Some(name) = current {
+            credentials::hold(&namespace, name, &secret, &uid, ctx).await?;
         }
         Ok(client)
     }
@@ -291,7 +290,7 @@ impl Managed for SmoochApp {
         client: &SmoochClient,
         app: &App,
         _: Origin,
-        _: Option<&Secret>,
+        _: Option<&super::secrets::KeptSecret>,
     ) -> Result<Observation> {
         // v2 apps have no app token: the Secret then holds `appId` only.
         let mut data = BTreeMap::from([("appId".to_string(), app.id.as_str().into())]);

@@ -26,6 +26,7 @@
 //! users. A Secret for a Smooch object made just now is created without a
 //! read (no Secret can hold anything of that object yet).
 
+use super::secrets::{Found, KeptSecret};
 use crate::resources::SmoochApp;
 use crate::smooch::SmoochClient;
 use k8s_openapi::api::core::v1::Secret;
@@ -47,21 +48,49 @@ pub enum Reads {
 struct Slot {
     /// Bumped by every watch event about the Secret.
     epoch: u64,
-    kept: Option<Arc<Secret>>,
+    kept: Option<Arc<KeptSecret>>,
+}
+
+/// Values by namespace and name. Looked up by `&str` without allocating
+/// (every Secret event looks up its slot); a namespace is stored once.
+struct ByName<V>(HashMap<Box<str>, HashMap<Box<str>, V>>);
+
+impl<V> Default for ByName<V> {
+    fn default() -> Self {
+        ByName(HashMap::new())
+    }
+}
+
+impl<V: Default> ByName<V> {
+    fn get(&self, namespace: &str, name: &str) -> Option<&V> {
+        self.0.get(namespace)?.get(name)
+    }
+
+    /// The value of `namespace/name`, made (default) if there is none.
+    fn entry(&mut self, namespace: &str, name: &str) -> &mut V {
+        if !self.0.contains_key(namespace) {
+            self.0.insert(namespace.into(), HashMap::new());
+        }
+        let names = self.0.get_mut(namespace).expect("just made");
+        if !names.contains_key(name) {
+            names.insert(name.into(), V::default());
+        }
+        names.get_mut(name).expect("just made")
+    }
 }
 
 #[derive(Default)]
 pub struct Caches {
     apps: RwLock<Vec<Store<SmoochApp>>>,
-    secrets: Mutex<HashMap<(String, String), Slot>>,
+    secrets: Mutex<ByName<Slot>>,
     /// The Smooch client made from a credentials Secret, with the kept copy
     /// it was made from: reused while that copy is the one kept (a re-check
     /// then neither parses the credentials nor signs a JWT).
-    clients: Mutex<HashMap<(String, String), MadeFrom>>,
+    clients: Mutex<ByName<Option<MadeFrom>>>,
 }
 
 /// A client and the kept copy of the Secret it was made from.
-type MadeFrom = (Arc<Secret>, SmoochClient);
+type MadeFrom = (Arc<KeptSecret>, SmoochClient);
 
 impl Caches {
     /// The SmoochApp controller's cache.
@@ -76,13 +105,10 @@ impl Caches {
     /// version.
     pub fn secret_event(&self, namespace: &str, name: &str, resource_version: Option<&str>) {
         let mut secrets = self.secrets.lock().expect("not poisoned");
-        let slot = secrets
-            .entry((namespace.to_owned(), name.to_owned()))
-            .or_default();
+        let slot = secrets.entry(namespace, name);
         slot.epoch = slot.epoch.wrapping_add(1);
-        let same = |kept: &Arc<Secret>| {
-            resource_version.is_some()
-                && kept.metadata.resource_version.as_deref() == resource_version
+        let same = |kept: &Arc<KeptSecret>| {
+            resource_version.is_some() && kept.resource_version() == resource_version
         };
         if !slot.kept.as_ref().is_some_and(same) {
             slot.kept = None;
@@ -93,22 +119,18 @@ impl Caches {
     /// taken before writing it.
     pub fn secret_epoch(&self, namespace: &str, name: &str) -> u64 {
         let secrets = self.secrets.lock().expect("not poisoned");
-        secrets
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .map_or(0, |s| s.epoch)
+        secrets.get(namespace, name).map_or(0, |s| s.epoch)
     }
 
     /// Keeps what the API server answered to our write of the Secret
     /// `namespace/name` (so the next re-check need not read it), unless a
     /// watch event about it came since `epoch`: the answer may then be
     /// older than what the event reported.
-    pub fn keep_written(&self, namespace: &str, name: &str, epoch: u64, written: Secret) {
+    pub fn keep_written(&self, namespace: &str, name: &str, epoch: u64, written: &Secret) {
         let mut secrets = self.secrets.lock().expect("not poisoned");
-        let slot = secrets
-            .entry((namespace.to_owned(), name.to_owned()))
-            .or_default();
+        let slot = secrets.entry(namespace, name);
         if slot.epoch == epoch {
-            slot.kept = Some(Arc::new(kept(written)));
+            slot.kept = Some(Arc::new(KeptSecret::new(written)));
         }
     }
 
@@ -121,25 +143,44 @@ impl Caches {
         namespace: &str,
         name: &str,
         reads: Reads,
-    ) -> kube::Result<Option<Arc<Secret>>> {
-        let key = (namespace.to_owned(), name.to_owned());
+    ) -> kube::Result<Option<Arc<KeptSecret>>> {
+        let found = self.find_secret(api, namespace, name, reads).await?;
+        Ok(found.map(|f| f.kept))
+    }
+
+    /// As [`Caches::secret`], and with the whole object when it was read
+    /// from the API server (what an update of the Secret starts from).
+    pub async fn find_secret(
+        &self,
+        api: &Api<Secret>,
+        namespace: &str,
+        name: &str,
+        reads: Reads,
+    ) -> kube::Result<Option<Found>> {
         let epoch = {
             let secrets = self.secrets.lock().expect("not poisoned");
-            let slot = secrets.get(&key);
+            let slot = secrets.get(namespace, name);
             if reads == Reads::Cached
                 && let Some(kept) = slot.and_then(|s| s.kept.as_ref())
             {
-                return Ok(Some(kept.clone()));
+                return Ok(Some(Found {
+                    kept: kept.clone(),
+                    read: None,
+                }));
             }
             slot.map_or(0, |s| s.epoch)
         };
-        let read = api.get_opt(name).await?.map(|s| Arc::new(kept(s)));
+        let read = api.get_opt(name).await?;
+        let kept = read.as_ref().map(|s| Arc::new(KeptSecret::new(s)));
         let mut secrets = self.secrets.lock().expect("not poisoned");
-        let slot = secrets.entry(key).or_default();
+        let slot = secrets.entry(namespace, name);
         if slot.epoch == epoch {
-            slot.kept = read.clone();
+            slot.kept = kept.clone();
         }
-        Ok(read)
+        Ok(read.zip(kept).map(|(read, kept)| Found {
+            kept,
+            read: Some(read),
+        }))
     }
 
     /// The client made earlier from this very copy of the Secret
@@ -148,10 +189,10 @@ impl Caches {
         &self,
         namespace: &str,
         name: &str,
-        secret: &Arc<Secret>,
+        secret: &Arc<KeptSecret>,
     ) -> Option<SmoochClient> {
         let clients = self.clients.lock().expect("not poisoned");
-        let (from, client) = clients.get(&(namespace.to_owned(), name.to_owned()))?;
+        let (from, client) = clients.get(namespace, name)?.as_ref()?;
         Arc::ptr_eq(from, secret).then(|| client.clone())
     }
 
@@ -160,13 +201,11 @@ impl Caches {
         &self,
         namespace: &str,
         name: &str,
-        secret: &Arc<Secret>,
+        secret: &Arc<KeptSecret>,
         client: &SmoochClient,
     ) {
-        self.clients.lock().expect("not poisoned").insert(
-            (namespace.to_owned(), name.to_owned()),
-            (secret.clone(), client.clone()),
-        );
+        let mut clients = self.clients.lock().expect("not poisoned");
+        *clients.entry(namespace, name) = Some((secret.clone(), client.clone()));
     }
 
     /// The SmoochApp `namespace/name` from the controller's cache.
@@ -175,13 +214,6 @@ impl Caches {
         let stores = self.apps.read().expect("not poisoned");
         stores.iter().find_map(|s| s.get(&key))
     }
-}
-
-/// What is kept of a Secret: all but who wrote which field (nothing reads
-/// that from here, and an update without it keeps the server's).
-fn kept(mut secret: Secret) -> Secret {
-    secret.metadata.managed_fields = None;
-    secret
 }
 
 #[cfg(test)]
@@ -195,14 +227,14 @@ mod tests {
         let credentials = Credentials::app_maker_key("app_1", "s3cr3t");
         let client = SmoochClient::new(transport, &credentials).unwrap();
         let caches = Caches::default();
-        let kept = Arc::new(Secret::default());
+        let kept = Arc::new(KeptSecret::new(&Secret::default()));
         assert!(caches.client_made_from("ns", "creds", &kept).is_none());
         caches.keep_client("ns", "creds", &kept, &client);
         let reused = caches.client_made_from("ns", "creds", &kept).unwrap();
         assert_eq!(reused.account(), client.account());
         // The same content read again (after a watch event) is another
         // copy: the client is made anew from it.
-        let reread = Arc::new(Secret::default());
+        let reread = Arc::new(KeptSecret::new(&Secret::default()));
         assert!(caches.client_made_from("ns", "creds", &reread).is_none());
         assert!(caches.client_made_from("ns", "other", &kept).is_none());
     }
@@ -210,17 +242,13 @@ mod tests {
     #[test]
     fn an_event_drops_the_kept_copy_and_moves_the_epoch() {
         let caches = Caches::default();
-        let key = ("ns".to_string(), "s".to_string());
-        caches.secrets.lock().unwrap().insert(
-            key.clone(),
-            Slot {
-                epoch: 4,
-                kept: Some(Arc::new(Secret::default())),
-            },
-        );
-        caches.secret_event("ns", "s", Some("7"));
+        *caches.secrets.lock().unwrap().entry("ns", "s") = Slot {
+            epoch: 4,
+            kept: Some(Arc::new(KeptSecret::new(&at_version("7")))),
+        };
+        caches.secret_event("ns", "s", Some("8"));
         let secrets = caches.secrets.lock().unwrap();
-        let slot = &secrets[&key];
+        let slot = secrets.get("ns", "s").unwrap();
         assert!(slot.kept.is_none());
         assert_eq!(slot.epoch, 5);
     }
@@ -235,9 +263,13 @@ mod tests {
     fn our_write_is_kept_until_a_newer_version_or_a_deletion() {
         let caches = Caches::default();
         let epoch = caches.secret_epoch("ns", "s");
-        caches.keep_written("ns", "s", epoch, at_version("10"));
+        caches.keep_written("ns", "s", epoch, &at_version("10"));
         let kept = |c: &Caches| {
-            c.secrets.lock().unwrap()[&("ns".into(), "s".into())]
+            c.secrets
+                .lock()
+                .unwrap()
+                .get("ns", "s")
+                .unwrap()
                 .kept
                 .clone()
         };
@@ -249,7 +281,7 @@ mod tests {
         assert!(kept(&caches).is_none());
         // A deletion too.
         let epoch = caches.secret_epoch("ns", "s");
-        caches.keep_written("ns", "s", epoch, at_version("12"));
+        caches.keep_written("ns", "s", epoch, &at_version("12"));
         caches.secret_event("ns", "s", None);
         assert!(kept(&caches).is_none());
     }
@@ -260,8 +292,8 @@ mod tests {
         let epoch = caches.secret_epoch("ns", "s");
         // An event about the Secret arrives while the write is in flight.
         caches.secret_event("ns", "s", Some("11"));
-        caches.keep_written("ns", "s", epoch, at_version("10"));
+        caches.keep_written("ns", "s", epoch, &at_version("10"));
         let secrets = caches.secrets.lock().unwrap();
-        assert!(secrets[&("ns".to_string(), "s".to_string())].kept.is_none());
+        assert!(secrets.get("ns", "s").unwrap().kept.is_none());
     }
 }

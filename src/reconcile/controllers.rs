@@ -27,9 +27,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-/// Where `kubectl apply` (client-side) keeps the manifest last applied.
-const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
 /// Which namespaces to watch.
 #[derive(Clone, Debug)]
 pub enum Scope {
@@ -381,7 +378,7 @@ fn primary<K: Managed>(
         let meta = o.meta_mut();
         meta.managed_fields = None;
         if let Some(annotations) = meta.annotations.as_mut() {
-            annotations.remove(LAST_APPLIED_ANNOTATION);
+            annotations.remove(super::LAST_APPLIED_ANNOTATION);
         }
     })
     .reflect(writer)

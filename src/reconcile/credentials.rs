@@ -5,7 +5,7 @@
 
 use super::Context;
 use super::cache::Reads;
-use super::secrets::value_of;
+use super::secrets::KeptSecret;
 use crate::resources::{GROUP, SmoochApp};
 use crate::smooch::{Credentials, Sensitive, SmoochClient};
 use crate::{Error, Result};
@@ -37,7 +37,7 @@ pub async fn client_for(app: &SmoochApp, ctx: &Context) -> Result<SmoochClient> 
 }
 
 /// The app's client and the credentials Secret it came from.
-pub async fn read_for(app: &SmoochApp, ctx: &Context) -> Result<(SmoochClient, Arc<Secret>)> {
+pub async fn read_for(app: &SmoochApp, ctx: &Context) -> Result<(SmoochClient, Arc<KeptSecret>)> {
     let namespace = app.namespace().unwrap_or_default();
     if app.spec.credentials_secret_ref.is_none() {
         ensure_default_allowed(&namespace, ctx)?;
@@ -90,7 +90,7 @@ async fn client_from_secret(
     namespace: &str,
     name: &str,
     ctx: &Context,
-) -> Result<(SmoochClient, Arc<Secret>)> {
+) -> Result<(SmoochClient, Arc<KeptSecret>)> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let secret = ctx
         .caches
@@ -115,9 +115,9 @@ async fn client_from_secret(
 /// Reads credentials from a Secret; the error says which keys are missing
 /// or malformed (never their values). Surrounding whitespace is dropped:
 /// `kubectl create secret --from-file` keeps a file's final newline.
-pub fn parse(secret: &Secret) -> std::result::Result<Credentials, String> {
+pub fn parse(secret: &KeptSecret) -> std::result::Result<Credentials, String> {
     let read = |key: &str| -> std::result::Result<Option<Sensitive>, String> {
-        let Some(value) = value_of(secret, key) else {
+        let Some(value) = secret.value(key) else {
             return Ok(None);
         };
         let trimmed = value.expose().trim();
@@ -152,22 +152,24 @@ pub fn in_use_finalizer(app_uid: &str) -> String {
     format!("{GROUP}/in-use-by-{app_uid}")
 }
 
-/// Adds this app's in-use finalizer to `secret` unless it has it already.
-pub async fn hold(secret: &Secret, app_uid: &str, ctx: &Context) -> Result<()> {
+/// Adds this app's in-use finalizer to the Secret `namespace/name` (kept
+/// as `secret`) unless it has it already.
+pub async fn hold(
+    namespace: &str,
+    name: &str,
+    secret: &KeptSecret,
+    app_uid: &str,
+    ctx: &Context,
+) -> Result<()> {
     let finalizer = in_use_finalizer(app_uid);
-    if secret.finalizers().contains(&finalizer) || secret.metadata.deletion_timestamp.is_some() {
+    if secret.has_finalizer(&finalizer) || secret.is_being_deleted() {
         return Ok(());
     }
-    let api: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &secret.namespace().unwrap_or_default());
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     // Strategic merge appends to the finalizer list, leaving others' alone.
     let patch = serde_json::json!({"metadata": {"finalizers": [finalizer]}});
-    api.patch(
-        &secret.name_any(),
-        &super::patch_params(),
-        &Patch::Strategic(&patch),
-    )
-    .await?;
+    api.patch(name, &super::patch_params(), &Patch::Strategic(&patch))
+        .await?;
     ctx.metrics.kube_write("Secret", "finalizer");
     Ok(())
 }
@@ -203,8 +205,8 @@ mod tests {
     use super::*;
     use k8s_openapi::ByteString;
 
-    fn secret(pairs: &[(&str, &str)]) -> Secret {
-        Secret {
+    fn secret(pairs: &[(&str, &str)]) -> KeptSecret {
+        KeptSecret::new(&Secret {
             data: Some(
                 pairs
                     .iter()
@@ -212,7 +214,7 @@ mod tests {
                     .collect(),
             ),
             ..Default::default()
-        }
+        })
     }
 
     #[test]

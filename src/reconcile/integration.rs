@@ -4,7 +4,6 @@
 
 use super::app::{AppConnection, connect_dependent, connect_dependent_for_cleanup};
 use super::cache::Reads;
-use super::secrets::value_of;
 use super::{Context, Managed, Observation, Origin};
 use crate::resources::integration::IntegrationKind;
 use crate::resources::{CommonStatus, DeletionPolicy, SecretKeyRef, SmoochIntegration};
@@ -123,7 +122,8 @@ async fn read_credential(
             reason: "CredentialSecretMissing",
             message: format!("Secret {} does not exist", r.name),
         })?;
-    value_of(&secret, &r.key)
+    secret
+        .value(&r.key)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| Error::Waiting {
             reason: "CredentialSecretMissing",
@@ -322,7 +322,7 @@ impl Managed for SmoochIntegration {
         conn: &IntegrationConnection,
         external: &Integration,
         _: Origin,
-        _: Option<&Secret>,
+        _: Option<&super::secrets::KeptSecret>,
     ) -> Result<Observation> {
         Ok(Observation {
             external_id: external.id.clone(),

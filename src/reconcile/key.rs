@@ -3,7 +3,7 @@
 
 use super::app::{AppConnection, connect_dependent, connect_dependent_for_cleanup};
 use super::cache::Reads;
-use super::secrets::value_of;
+use super::secrets::KeptSecret;
 use super::{Context, Managed, Observation, Origin};
 use crate::resources::{CommonStatus, DeletionPolicy, SecretTemplate, SmoochKey};
 use crate::smooch::jwt;
@@ -11,7 +11,6 @@ use crate::smooch::models::SecretKey;
 use crate::smooch::{ApiVersion, Sensitive};
 use crate::{Error, Result};
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -272,7 +271,7 @@ impl Managed for SmoochKey {
         conn: &AppConnection,
         state: &KeyState,
         origin: Origin,
-        current_secret: Option<&Secret>,
+        current_secret: Option<&KeptSecret>,
     ) -> Result<Observation> {
         let now = Timestamp::now();
         let mut previous = state.previous.clone();
@@ -304,8 +303,8 @@ impl Managed for SmoochKey {
         let mut key = state.key.clone();
         if key.secret.expose().is_empty() {
             key.secret = current_secret
-                .filter(|s| value_of(s, "keyId").is_some_and(|id| id.expose() == key.id))
-                .and_then(|s| value_of(s, "secret"))
+                .filter(|s| s.value("keyId").is_some_and(|id| id.expose() == key.id))
+                .and_then(|s| s.value("secret"))
                 .ok_or_else(|| crate::Error::NotAllowed {
                     reason: "KeySecretUnknown",
                     message: format!(
@@ -363,8 +362,8 @@ fn duration_until(now: Timestamp, then: Timestamp) -> Duration {
 
 /// The Secret's JWT, when it is for this key and verifies with its secret
 /// (so the operator need not fetch a new one).
-fn reusable_jwt(secret: &Secret, key: &SecretKey) -> Option<Sensitive> {
-    let token = value_of(secret, "jwt")?;
+fn reusable_jwt(secret: &KeptSecret, key: &SecretKey) -> Option<Sensitive> {
+    let token = secret.value("jwt")?;
     let kid = jwt::key_id_of(token.expose()).ok()?;
     let claims = jwt::verify(token.expose(), &key.secret).ok()?;
     (kid == key.id && claims.scope == jwt::Scope::App).then_some(token)
@@ -380,6 +379,7 @@ async fn delete_ignoring_missing(conn: &AppConnection, key_id: &str) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::Secret;
 
     #[test]
     fn go_durations() {
@@ -435,7 +435,7 @@ mod tests {
             name: "k".into(),
         };
         let token = jwt::sign(&key.id, &key.secret, &jwt::Claims::app()).unwrap();
-        let secret = Secret {
+        let secret = KeptSecret::new(&Secret {
             data: Some(
                 [(
                     "jwt".to_string(),
@@ -444,7 +444,7 @@ mod tests {
                 .into(),
             ),
             ..Default::default()
-        };
+        });
         assert!(reusable_jwt(&secret, &key).is_some());
         let rotated = SecretKey {
             id: "app_aaaaaaaaaaaaaaaaaaaaaaaa".into(),

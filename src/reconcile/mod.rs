@@ -31,6 +31,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
+use secrets::KeptSecret;
 use serde::Deserialize;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -44,6 +45,10 @@ use std::time::{Duration, Instant};
 
 /// Field manager for every write the operator makes.
 pub const MANAGER: &str = "smooch-operator";
+
+/// Where `kubectl apply` (client-side) keeps the manifest last applied:
+/// nothing here reads it, so no cache keeps it.
+pub(crate) const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Parameters of the operator's patches (not server-side apply): our field
 /// manager, so that our own writes can be told from others'.
@@ -186,7 +191,7 @@ pub trait Managed:
         conn: &Self::Connection,
         external: &Self::External,
         origin: Origin,
-        current_secret: Option<&Secret>,
+        current_secret: Option<&KeptSecret>,
     ) -> impl Future<Output = Result<Observation>> + Send;
 }
 
@@ -504,12 +509,15 @@ async fn finish_and_write_secret<K: Managed>(
     // is read and updated then).
     let just_made = matches!(origin, Origin::Created | Origin::Recreated);
     let current_secret = match &secret_name {
-        Some(name) if !just_made => ctx.caches.secret(&secrets, &namespace, name, reads).await?,
+        Some(name) if !just_made => {
+            ctx.caches
+                .find_secret(&secrets, &namespace, name, reads)
+                .await?
+        }
         _ => None,
     };
-    let observation = obj
-        .finish(conn, external, origin, current_secret.as_deref())
-        .await?;
+    let kept = current_secret.as_ref().map(|found| &*found.kept);
+    let observation = obj.finish(conn, external, origin, kept).await?;
     let mut wrote = None;
 
     if let (Some(name), Some(data)) = (&secret_name, observation.secret_data.clone()) {
@@ -529,7 +537,7 @@ async fn finish_and_write_secret<K: Managed>(
         };
         if let Some(written) = written {
             ctx.metrics.kube_write(K::KIND, "secret");
-            ctx.caches.keep_written(&namespace, name, epoch, written);
+            ctx.caches.keep_written(&namespace, name, epoch, &written);
             wrote = Some(name.clone());
         }
         // A renamed Secret leaves the old one behind; remove it.

@@ -54,16 +54,11 @@ impl DesiredSecret {
 
     /// Whether `existing` already says everything this Secret should say.
     /// Extra labels or annotations added by others are left alone.
-    pub fn is_satisfied_by(&self, existing: &Secret) -> bool {
-        let meta = &existing.metadata;
-        let has_all = |want: &BTreeMap<String, String>, have: &Option<BTreeMap<String, String>>| {
-            want.iter()
-                .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
-        };
-        existing.data.clone().unwrap_or_default() == self.byte_data()
-            && has_all(&self.labels, &meta.labels)
-            && has_all(&self.annotations, &meta.annotations)
-            && is_owned_by(existing, &self.owner.uid)
+    pub fn is_satisfied_by(&self, existing: &KeptSecret) -> bool {
+        existing.data_is(&self.data)
+            && existing.has_all(Field::Label, &self.labels)
+            && existing.has_all(Field::Annotation, &self.annotations)
+            && existing.is_controlled_by(&self.owner.uid)
     }
 }
 
@@ -115,42 +110,68 @@ pub fn is_owned_by(secret: &Secret, uid: &str) -> bool {
         .any(|o| o.uid == uid && o.controller == Some(true))
 }
 
-/// Reads one value of a Secret, if both exist.
-pub fn value_of(secret: &Secret, key: &str) -> Option<Sensitive> {
-    let bytes = secret.data.as_ref()?.get(key)?;
-    String::from_utf8(bytes.0.clone()).ok().map(Sensitive::from)
+/// The Secret a reconcile writes, as it found it: the kept copy, and the
+/// whole object when it was just read from the API server.
+pub struct Found {
+    pub kept: Arc<KeptSecret>,
+    pub read: Option<Secret>,
 }
 
 /// Writes `desired` unless `existing` already matches. Returns what it
-/// wrote, if it wrote. A Secret of that name owned by anything else is a conflict.
+/// wrote, if it wrote. A Secret of that name owned by anything else is a
+/// conflict. An update starts from the whole object (it keeps what others
+/// added), read from the API server unless it was just read.
 pub async fn ensure(
     api: &Api<Secret>,
-    existing: Option<Arc<Secret>>,
+    existing: Option<Found>,
     desired: &DesiredSecret,
 ) -> Result<Option<Secret>> {
     match existing {
-        Some(current) if !is_owned_by(&current, &desired.owner.uid) => Err(Error::SecretConflict {
-            name: desired.name.clone(),
-        }),
-        Some(current) if desired.is_satisfied_by(&current) => Ok(None),
-        Some(current) => {
-            let mut updated = Arc::unwrap_or_clone(current);
-            let meta = &mut updated.metadata;
-            meta.labels
-                .get_or_insert_with(Default::default)
-                .extend(desired.labels.clone());
-            meta.annotations
-                .get_or_insert_with(Default::default)
-                .extend(desired.annotations.clone());
-            updated.data = Some(desired.byte_data());
-            updated.string_data = None;
-            Ok(Some(
-                api.replace(&desired.name, &write_params(), &updated)
-                    .await?,
-            ))
-        }
         None => Ok(Some(create(api, desired).await?)),
+        Some(found) if !found.kept.is_controlled_by(&desired.owner.uid) => {
+            Err(Error::SecretConflict {
+                name: desired.name.clone(),
+            })
+        }
+        Some(found) if desired.is_satisfied_by(&found.kept) => Ok(None),
+        Some(Found {
+            read: Some(read), ..
+        }) => update(api, Some(read), desired).await,
+        Some(_) => update(api, api.get_opt(&desired.name).await?, desired).await,
     }
+}
+
+/// Brings the whole Secret `current` in line with `desired` (creates it if
+/// there is none). Returns what it wrote, if it wrote.
+async fn update(
+    api: &Api<Secret>,
+    current: Option<Secret>,
+    desired: &DesiredSecret,
+) -> Result<Option<Secret>> {
+    let Some(mut updated) = current else {
+        return Ok(Some(create(api, desired).await?));
+    };
+    if !is_owned_by(&updated, &desired.owner.uid) {
+        return Err(Error::SecretConflict {
+            name: desired.name.clone(),
+        });
+    }
+    if desired.is_satisfied_by(&KeptSecret::new(&updated)) {
+        return Ok(None);
+    }
+    let meta = &mut updated.metadata;
+    meta.labels
+        .get_or_insert_with(Default::default)
+        .extend(desired.labels.clone());
+    meta.annotations
+        .get_or_insert_with(Default::default)
+        .extend(desired.annotations.clone());
+    updated.data = Some(desired.byte_data());
+    updated.string_data = None;
+    Ok(Some(
+        api.replace(&desired.name, &write_params(), &updated)
+            .await?,
+    ))
 }
 
 /// Our writes carry our field manager, so that the owned-Secret watch can
@@ -186,8 +207,7 @@ pub async fn create_or_ensure(
     match create(api, desired).await {
         Ok(created) => Ok(Some(created)),
         Err(kube::Error::Api(status)) if status.code == 409 => {
-            let existing = api.get_opt(&desired.name).await?.map(Arc::new);
-            ensure(api, existing, desired).await
+            update(api, api.get_opt(&desired.name).await?, desired).await
         }
         Err(e) => Err(e.into()),
     }
@@ -220,6 +240,142 @@ pub async fn delete_owned(api: &Api<Secret>, name: &str, owner_uid: &str) -> Res
             }
         }
         _ => Ok(false),
+    }
+}
+
+/// What the operator keeps of a Secret it read or wrote (`cache.rs`): what
+/// its reconciles compare and read, and nothing else, packed in one
+/// allocation. A Secret as decoded costs about 2 KB (an inline `ObjectMeta`,
+/// a B-tree node per map, an allocation per string); this costs its bytes
+/// and nine more per entry. No `Debug`: it holds the Secret's values.
+pub struct KeptSecret {
+    being_deleted: bool,
+    /// Entries one after another: a [`Field`] byte, the key's length (u32,
+    /// little-endian), the key, the value's length, the value.
+    packed: Box<[u8]>,
+}
+
+/// What an entry of a [`KeptSecret`] is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Field {
+    /// `metadata.resourceVersion` (the value; no key).
+    Version,
+    /// The uid of an owner reference that is the controller (the value).
+    Controller,
+    /// A finalizer (the key; no value).
+    Finalizer,
+    Label,
+    Annotation,
+    Data,
+}
+
+/// One length-prefixed part of an entry, and what follows it.
+fn split_part(bytes: &[u8]) -> (&[u8], &[u8]) {
+    let (len, rest) = bytes.split_at(4);
+    let len = u32::from_le_bytes(len.try_into().expect("four bytes")) as usize;
+    rest.split_at(len)
+}
+
+impl KeptSecret {
+    pub fn new(secret: &Secret) -> Self {
+        let meta = &secret.metadata;
+        let mut packed = Vec::new();
+        let mut put = |field: Field, key: &[u8], value: &[u8]| {
+            packed.push(field as u8);
+            for part in [key, value] {
+                let len = u32::try_from(part.len()).expect("a Secret is at most 1 MiB");
+                packed.extend_from_slice(&len.to_le_bytes());
+                packed.extend_from_slice(part);
+            }
+        };
+        if let Some(version) = &meta.resource_version {
+            put(Field::Version, b"", version.as_bytes());
+        }
+        for owner in meta.owner_references.iter().flatten() {
+            if owner.controller == Some(true) {
+                put(Field::Controller, b"", owner.uid.as_bytes());
+            }
+        }
+        for finalizer in meta.finalizers.iter().flatten() {
+            put(Field::Finalizer, finalizer.as_bytes(), b"");
+        }
+        for (k, v) in meta.labels.iter().flatten() {
+            put(Field::Label, k.as_bytes(), v.as_bytes());
+        }
+        // kubectl's copy of the applied manifest (values included) is
+        // neither compared nor read.
+        for (k, v) in meta.annotations.iter().flatten() {
+            if k != super::LAST_APPLIED_ANNOTATION {
+                put(Field::Annotation, k.as_bytes(), v.as_bytes());
+            }
+        }
+        for (k, v) in secret.data.iter().flatten() {
+            put(Field::Data, k.as_bytes(), &v.0);
+        }
+        KeptSecret {
+            being_deleted: meta.deletion_timestamp.is_some(),
+            packed: packed.into_boxed_slice(),
+        }
+    }
+
+    /// The entries of one field: key and value.
+    fn entries(&self, field: Field) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let mut rest = &self.packed[..];
+        std::iter::from_fn(move || {
+            let (&tag, after) = rest.split_first()?;
+            let (key, after) = split_part(after);
+            let (value, after) = split_part(after);
+            rest = after;
+            Some((tag, key, value))
+        })
+        .filter(move |(tag, _, _)| *tag == field as u8)
+        .map(|(_, key, value)| (key, value))
+    }
+
+    fn get(&self, field: Field, key: &str) -> Option<&[u8]> {
+        self.entries(field)
+            .find(|(k, _)| *k == key.as_bytes())
+            .map(|(_, v)| v)
+    }
+
+    pub fn resource_version(&self) -> Option<&str> {
+        let (_, version) = self.entries(Field::Version).next()?;
+        std::str::from_utf8(version).ok()
+    }
+
+    /// Whether the owner reference that is the controller has `uid`.
+    pub fn is_controlled_by(&self, uid: &str) -> bool {
+        self.entries(Field::Controller)
+            .any(|(_, v)| v == uid.as_bytes())
+    }
+
+    pub fn has_finalizer(&self, finalizer: &str) -> bool {
+        self.get(Field::Finalizer, finalizer).is_some()
+    }
+
+    pub fn is_being_deleted(&self) -> bool {
+        self.being_deleted
+    }
+
+    /// One value of the Secret's data, if it is there and is text.
+    pub fn value(&self, key: &str) -> Option<Sensitive> {
+        let bytes = self.get(Field::Data, key)?;
+        std::str::from_utf8(bytes).ok().map(Sensitive::from)
+    }
+
+    /// Whether every label (or annotation) of `want` is here with its value.
+    fn has_all(&self, field: Field, want: &BTreeMap<String, String>) -> bool {
+        want.iter()
+            .all(|(k, v)| self.get(field, k) == Some(v.as_bytes()))
+    }
+
+    /// Whether the data is exactly `want`: no key more, none less.
+    fn data_is(&self, want: &BTreeMap<String, Sensitive>) -> bool {
+        self.entries(Field::Data).count() == want.len()
+            && want
+                .iter()
+                .all(|(k, v)| self.get(Field::Data, k) == Some(v.expose().as_bytes()))
     }
 }
 
@@ -342,8 +498,79 @@ mod tests {
     #[test]
     fn satisfied_only_when_data_and_owner_match() {
         let d = desired();
-        assert!(d.is_satisfied_by(&existing("u1", "abc")));
-        assert!(!d.is_satisfied_by(&existing("u1", "edited")));
-        assert!(!d.is_satisfied_by(&existing("someone-else", "abc")));
+        let kept = |s: Secret| KeptSecret::new(&s);
+        assert!(d.is_satisfied_by(&kept(existing("u1", "abc"))));
+        assert!(!d.is_satisfied_by(&kept(existing("u1", "edited"))));
+        assert!(!d.is_satisfied_by(&kept(existing("someone-else", "abc"))));
+        // A key more, or a label of ours changed, is not what we wrote.
+        let mut extra = existing("u1", "abc");
+        extra
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("more".into(), ByteString(b"x".to_vec()));
+        assert!(!d.is_satisfied_by(&kept(extra)));
+        let mut relabelled = existing("u1", "abc");
+        relabelled
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("team".into(), "y".into());
+        assert!(!d.is_satisfied_by(&kept(relabelled)));
+        // Labels and annotations added by others are left alone.
+        let mut added = existing("u1", "abc");
+        added
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("other".into(), "z".into());
+        added.metadata.annotations = Some([("note".to_string(), "hi".to_string())].into());
+        assert!(d.is_satisfied_by(&kept(added)));
+    }
+
+    #[test]
+    fn a_kept_secret_reads_what_the_secret_says() {
+        let mut secret = existing("u1", "abc");
+        let meta = &mut secret.metadata;
+        meta.resource_version = Some("42".into());
+        meta.finalizers = Some(vec!["smooch-operator.io/in-use-by-u9".into()]);
+        meta.annotations = Some(
+            [(
+                crate::reconcile::LAST_APPLIED_ANNOTATION.to_string(),
+                "{\"data\":{\"appId\":\"abc\"}}".to_string(),
+            )]
+            .into(),
+        );
+        let mut not_controller = owner("u2");
+        not_controller.controller = None;
+        meta.owner_references.as_mut().unwrap().push(not_controller);
+        let kept = KeptSecret::new(&secret);
+        assert_eq!(kept.resource_version(), Some("42"));
+        assert!(kept.is_controlled_by("u1"));
+        assert!(!kept.is_controlled_by("u2"), "an owner, not the controller");
+        assert!(kept.has_finalizer("smooch-operator.io/in-use-by-u9"));
+        assert!(!kept.has_finalizer("smooch-operator.io/in-use-by-u1"));
+        assert!(!kept.is_being_deleted());
+        assert_eq!(kept.value("appId").unwrap().expose(), "abc");
+        assert!(kept.value("missing").is_none());
+        // Labels are not data, and kubectl's copy of the manifest is dropped.
+        assert!(kept.value("team").is_none());
+        assert!(
+            kept.get(Field::Annotation, crate::reconcile::LAST_APPLIED_ANNOTATION)
+                .is_none()
+        );
+        // A value that is not text is there, but has no text to give.
+        secret
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("bin".into(), ByteString(vec![0xff, 0xfe]));
+        let kept = KeptSecret::new(&secret);
+        assert!(kept.get(Field::Data, "bin").is_some());
+        assert!(kept.value("bin").is_none());
+        let empty = KeptSecret::new(&Secret::default());
+        assert!(empty.resource_version().is_none() && empty.value("appId").is_none());
     }
 }

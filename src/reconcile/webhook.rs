@@ -10,7 +10,6 @@ use crate::resources::{CommonStatus, DeletionPolicy, SecretTemplate, SmoochWebho
 use crate::smooch::models::{Webhook, WebhookParams, v2_trigger};
 use crate::smooch::{ApiVersion, Sensitive};
 use crate::{Error, resources::SmoochWebhookSpec};
-use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -180,7 +179,7 @@ impl Managed for SmoochWebhook {
         conn: &AppConnection,
         hook: &Webhook,
         _: Origin,
-        _: Option<&Secret>,
+        _: Option<&super::secrets::KeptSecret>,
     ) -> Result<Observation> {
         Ok(Observation {
             external_id: hook.handle().to_owned(),
