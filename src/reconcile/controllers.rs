@@ -3,6 +3,7 @@
 
 use super::credentials;
 use super::index::{Index, SharedIndex, Target};
+use super::last_seen::LastSeen;
 use super::recheck;
 use super::{Context, Managed, error_policy, reconcile};
 use crate::resources::{
@@ -133,13 +134,13 @@ impl Backoff for NoTriggerBackoff {
 /// Changes that need a reconcile: spec (generation), annotations (pause,
 /// adopt), finalizers and deletion. Status-only updates (our own writes)
 /// do not, so a reconcile never wakes itself up.
-fn reconcile_worthy<K: Resource>(obj: &K) -> Option<u64> {
+fn reconcile_worthy<K: Resource>(obj: &K) -> u64 {
     let mut h = DefaultHasher::new();
     obj.meta().generation.hash(&mut h);
     obj.annotations().hash(&mut h);
     obj.finalizers().hash(&mut h);
     obj.meta().deletion_timestamp.is_some().hash(&mut h);
-    Some(h.finish())
+    h.finish()
 }
 
 /// Where the shared watches send a change: to the controller of a kind, as
@@ -345,8 +346,8 @@ fn default_credentials(
 }
 
 /// The primary stream of a kind, cached in a store, filtered to changes
-/// that matter. Each watch event is also shown to `on_event` (a SmoochApp's
-/// wakes its dependents).
+/// that matter ([`reconcile_worthy`]). Each watch event is also shown to
+/// `on_event` (a SmoochApp's wakes its dependents).
 fn primary<K: Managed>(
     scope: &Scope,
     ctx: &Context,
@@ -383,8 +384,16 @@ fn primary<K: Managed>(
     })
     .reflect(writer)
     .inspect_ok(move |event| on_event(event))
-    .applied_objects()
-    .predicate_filter(reconcile_worthy::<K>, Default::default());
+    // Only a change that needs a reconcile goes on to the controller: not
+    // a status-only update, nor an object a relist shows unchanged. (What
+    // decides is kept by uid; kube's `predicate_filter` kept names and
+    // uids as strings, and deleted objects for an hour.) A deletion only
+    // updates what was seen: `applied_objects` leaves it out, as before.
+    .try_filter({
+        let mut seen = LastSeen::default();
+        move |event| future::ready(seen.changed(event, reconcile_worthy::<K>))
+    })
+    .applied_objects();
     (reader, stream)
 }
 

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod index;
 pub mod integration;
 pub mod key;
+pub mod last_seen;
 pub mod recheck;
 pub mod secrets;
 pub mod status;
