@@ -270,7 +270,8 @@ fn route_secrets(
 /// [`what_dependents_see`] changed, or that was deleted. Runs on the app
 /// controller's own watch (one SmoochApp watch instead of four).
 struct DependentRoutes {
-    seen: std::collections::HashMap<ObjectRef<SmoochApp>, u64>,
+    /// What the dependents saw of each app.
+    seen: LastSeen,
     keys: (Wake<SmoochKey>, SharedIndex<SmoochKey>),
     integrations: (Wake<SmoochIntegration>, SharedIndex<SmoochIntegration>),
     webhooks: (Wake<SmoochWebhook>, SharedIndex<SmoochWebhook>),
@@ -278,18 +279,13 @@ struct DependentRoutes {
 
 impl DependentRoutes {
     fn route(&mut self, event: &watcher::Event<SmoochApp>) {
+        if !self.seen.changed(event, what_dependents_see) {
+            return;
+        }
         let app = match event {
-            watcher::Event::Apply(app) | watcher::Event::InitApply(app) => {
-                let seen = what_dependents_see(app);
-                if self.seen.insert(ObjectRef::from_obj(app), seen) == Some(seen) {
-                    return;
-                }
-                app
-            }
-            watcher::Event::Delete(app) => {
-                self.seen.remove(&ObjectRef::from_obj(app));
-                app
-            }
+            watcher::Event::Apply(app)
+            | watcher::Event::InitApply(app)
+            | watcher::Event::Delete(app) => app,
             watcher::Event::Init | watcher::Event::InitDone => return,
         };
         let (ns, name) = (
