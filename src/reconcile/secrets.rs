@@ -134,9 +134,10 @@ pub async fn ensure(
             })
         }
         Some(found) if desired.is_satisfied_by(&found.kept) => Ok(None),
+        // Just read, and checked above as its kept copy.
         Some(Found {
             read: Some(read), ..
-        }) => update(api, Some(read), desired).await,
+        }) => Ok(Some(replace(api, read, desired).await?)),
         Some(_) => update(api, api.get_opt(&desired.name).await?, desired).await,
     }
 }
@@ -148,17 +149,27 @@ async fn update(
     current: Option<Secret>,
     desired: &DesiredSecret,
 ) -> Result<Option<Secret>> {
-    let Some(mut updated) = current else {
+    let Some(current) = current else {
         return Ok(Some(create(api, desired).await?));
     };
-    if !is_owned_by(&updated, &desired.owner.uid) {
+    if !is_owned_by(&current, &desired.owner.uid) {
         return Err(Error::SecretConflict {
             name: desired.name.clone(),
         });
     }
-    if desired.is_satisfied_by(&KeptSecret::new(&updated)) {
+    if desired.is_satisfied_by(&KeptSecret::new(&current)) {
         return Ok(None);
     }
+    Ok(Some(replace(api, current, desired).await?))
+}
+
+/// Writes `desired` over the whole Secret `current` (ours, checked by the
+/// caller), keeping what others added to it.
+async fn replace(
+    api: &Api<Secret>,
+    mut updated: Secret,
+    desired: &DesiredSecret,
+) -> kube::Result<Secret> {
     let meta = &mut updated.metadata;
     meta.labels
         .get_or_insert_with(Default::default)
@@ -168,10 +179,7 @@ async fn update(
         .extend(desired.annotations.clone());
     updated.data = Some(desired.byte_data());
     updated.string_data = None;
-    Ok(Some(
-        api.replace(&desired.name, &write_params(), &updated)
-            .await?,
-    ))
+    api.replace(&desired.name, &write_params(), &updated).await
 }
 
 /// Our writes carry our field manager, so that the owned-Secret watch can
